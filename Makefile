@@ -1,0 +1,48 @@
+# Make targets of the eval upload pipeline. `make help` lists them.
+# Training machine: only python3 (>= 3.9) is needed. Local machine: python3 + Docker.
+
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+RESULTS_ROOT ?= ./results
+OUTBOX ?= ./outbox
+PACK_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv prepare-manifest remote-pack lint typecheck vermin check test bench-remote
+
+help: ## show the targets and what they do
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv with the local role and the dev tools
+
+prepare-manifest: ## (training machine) write RESULTS_ROOT/.wandb_eval_manifest.json
+	$(PYTHON) -m remote prepare-manifest --results-root $(RESULTS_ROOT) \
+		--output-manifest $(RESULTS_ROOT)/.wandb_eval_manifest.json
+
+remote-pack: ## (training machine) refresh the manifest and publish a bundle into OUTBOX
+	$(PYTHON) -m remote pack --results-root $(RESULTS_ROOT) --outbox $(OUTBOX) $(PACK_ARGS)
+
+lint: $(VENV)/.installed ## ruff on the whole tree
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check remote local
+
+typecheck: $(VENV)/.installed ## mypy on remote/ and local/
+	$(VENV)/bin/mypy
+
+vermin: $(VENV)/.installed ## prove remote/ runs on Python 3.9 (standard library only)
+	$(VENV)/bin/vermin --no-tips --violations --eval-annotations -t=3.9- remote
+
+check: lint typecheck vermin ## all static checks
+
+test: $(VENV)/.installed ## run the whole test suite
+	$(VPY) -m pytest
+
+bench-remote: $(VENV)/.installed ## benchmark prepare-manifest + pack (1,000 models x 100 checkpoints)
+	$(VPY) bench/bench_remote_pack.py

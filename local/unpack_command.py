@@ -1,0 +1,11 @@
+"""``python -m local unpack``: placeholder until its issue lands."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the ``unpack`` command to the local CLI."""
+    parser = subparsers.add_parser("unpack", help="(not implemented yet)")
+    parser.set_defaults(func=lambda args: 2)

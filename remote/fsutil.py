@@ -1,0 +1,83 @@
+"""Small file-system helpers shared by both roles: atomic writes and exclusive locks.
+
+Standard library only, Python >= 3.9.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+
+class LockHeldError(RuntimeError):
+    """Another process holds the lock this one needs."""
+
+
+def now_iso() -> str:
+    """Return the current UTC time as ISO 8601 with seconds precision."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def fsync_dir(path: str) -> None:
+    """Given a directory, flush its entries so a completed rename survives a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Given a path and bytes, write them via a temporary file and rename (all or nothing)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_path)
+        raise
+    fsync_dir(directory)
+
+
+def write_json_atomic(path: str, document: Any) -> None:
+    """Given a path and a JSON-able document, write it atomically (indented, UTF-8)."""
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str, what: str) -> Iterator[None]:
+    """Given a lock file path, hold an exclusive non-blocking lock on it or raise LockHeldError.
+
+    The lock is released by the kernel when the process dies, so a killed process never
+    leaves a stale lock behind.
+    """
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise LockHeldError(
+                "another {} (pid {}) is running on {}; wait for it or stop it".format(what, holder, path)
+            )
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
