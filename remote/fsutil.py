@@ -32,8 +32,12 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Given a path and bytes, write them via a temporary file and rename (all or nothing)."""
+def write_bytes_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Given a path and bytes, write them via a temporary file and rename (all or nothing).
+
+    ``mode`` is set explicitly because the temporary file is created 0600, and files such as
+    the manifest and the outbox index must stay readable by other accounts (the SFTP user).
+    """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
@@ -42,6 +46,7 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+            os.fchmod(handle.fileno(), mode)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -50,10 +55,10 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     fsync_dir(directory)
 
 
-def write_json_atomic(path: str, document: Any) -> None:
+def write_json_atomic(path: str, document: Any, mode: int = 0o644) -> None:
     """Given a path and a JSON-able document, write it atomically (indented, UTF-8)."""
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"))
+    write_bytes_atomic(path, text.encode("utf-8"), mode)
 
 
 @contextlib.contextmanager

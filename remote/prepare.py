@@ -1,0 +1,196 @@
+"""``prepare-manifest``: scan the results tree and write the manifest (Contract 1).
+
+Run ids are sticky: a model already in the existing manifest keeps its ``wandb_run_id`` and
+``wandb_run_name`` unless the overrides file sets them, so regenerating never splits a
+model's W&B run in two. The manifest file is rewritten only when its content changes, so an
+idle ``pack`` sees nothing new. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from remote.fsutil import now_iso, write_json_atomic
+from remote.manifest import (
+    MANIFEST_VERSION,
+    MODEL_DEFAULTS,
+    default_run_id,
+    default_run_name,
+    infer_cb_setting,
+    infer_dataset,
+)
+from remote.scan import Skipped, discover_models
+
+log = logging.getLogger(__name__)
+
+FIELD_ORDER = (
+    "model_dir",
+    "dataset",
+    "cb_setting",
+    "eval_split",
+    "seed",
+    "num_beams",
+    "sid_levels",
+    "num_train_epochs",
+    "wandb_group",
+    "wandb_project",
+    "wandb_entity",
+    "wandb_run_id",
+    "wandb_run_name",
+)
+INT_FIELDS = ("seed", "num_beams", "sid_levels")
+STR_FIELDS = ("dataset", "cb_setting", "eval_split", "wandb_project", "wandb_run_id", "wandb_run_name")
+
+
+class OverridesError(ValueError):
+    """The overrides file cannot be used as a whole."""
+
+
+@dataclass
+class ManifestOptions:
+    """The settings of one prepare-manifest run (the CLI flags)."""
+
+    results_root: str
+    output_manifest: str
+    overrides: Optional[str] = None
+    default_project: str = "MIMIGenRec-Eval"
+    default_entity: str = ""
+    default_eval_split: str = "test"
+    run_id_prefix: str = "eval"
+
+
+@dataclass
+class ManifestReport:
+    """What prepare-manifest did: the models written, what it skipped, what it warned about."""
+
+    path: str
+    written: bool
+    models: List[Dict[str, Any]]
+    skipped: List[Skipped] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+
+def load_overrides(path: str) -> Dict[str, Dict[str, Any]]:
+    """Given an overrides file, return ``{model_dir: {field: value}}``.
+
+    Accepted shapes (as the original tool): ``{"models": {dir: {...}}}``,
+    ``{"models": [{"model_dir": dir, ...}]}`` or ``{dir: {...}}``.
+    """
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except FileNotFoundError:
+        raise OverridesError("overrides file not found: {}".format(path))
+    except (OSError, ValueError) as exc:
+        raise OverridesError("overrides file {} is not valid JSON ({})".format(path, exc))
+    if not isinstance(raw, dict):
+        raise OverridesError("overrides file {} must hold a JSON object".format(path))
+    models = raw.get("models", raw)
+    if isinstance(models, list):
+        pairs = []
+        for item in models:
+            if not isinstance(item, dict) or not isinstance(item.get("model_dir"), str):
+                raise OverridesError("overrides file {}: every models[] item needs a model_dir".format(path))
+            pairs.append((item["model_dir"], {k: v for k, v in item.items() if k != "model_dir"}))
+        models = dict(pairs)
+    if not isinstance(models, dict):
+        raise OverridesError("overrides file {}: 'models' must be an object or a list".format(path))
+    for model_dir, fields in models.items():
+        if not isinstance(fields, dict):
+            raise OverridesError("overrides file {}: entry {!r} must be an object".format(path, model_dir))
+    return {str(k): dict(v) for k, v in models.items()}
+
+
+def _checked_override(model_dir: str, override: Dict[str, Any], warnings: List[str]) -> Dict[str, Any]:
+    """Given one model's override, drop (with a warning) fields whose values cannot be used."""
+    usable: Dict[str, Any] = {}
+    for key, value in override.items():
+        if key == "model_dir":
+            continue
+        ok = True
+        if key in INT_FIELDS:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif key in STR_FIELDS:
+            ok = isinstance(value, str) and value != ""
+        elif key == "num_train_epochs":
+            ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+        if ok:
+            usable[key] = value
+        else:
+            warnings.append("override {}.{}={!r} ignored: wrong type; fix the overrides file".format(
+                model_dir, key, value))
+    return usable
+
+
+def read_existing(path: str) -> Tuple[Optional[Dict[str, Any]], Dict[str, Dict[str, Any]]]:
+    """Given the manifest path, return the existing document and its models by model_dir."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            document = json.load(handle)
+        models = {m["model_dir"]: m for m in document.get("models", []) if isinstance(m, dict)}
+        return document, models
+    except FileNotFoundError:
+        return None, {}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.warning("existing manifest %s unreadable (%s); run ids fall back to the defaults", path, exc)
+        return None, {}
+
+
+def build_entry(model_dir: str, options: ManifestOptions, override: Dict[str, Any],
+                previous: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """Given a model directory, the options, its override and its previous entry, build its entry."""
+    merged: Dict[str, Any] = {
+        "model_dir": model_dir,
+        "dataset": infer_dataset(model_dir),
+        "cb_setting": infer_cb_setting(model_dir),
+        "eval_split": options.default_eval_split,
+        "num_train_epochs": None,
+        "wandb_group": None,
+        "wandb_project": options.default_project,
+        "wandb_entity": options.default_entity or None,
+    }
+    merged.update(MODEL_DEFAULTS)
+    merged.update(override)
+    if merged.get("wandb_entity") == "":
+        merged["wandb_entity"] = None
+    sticky = previous or {}
+    merged["wandb_run_id"] = override.get("wandb_run_id") or sticky.get("wandb_run_id") or default_run_id(
+        options.run_id_prefix, model_dir, merged["dataset"], merged["cb_setting"], merged["eval_split"]
+    )
+    merged["wandb_run_name"] = (
+        override.get("wandb_run_name") or sticky.get("wandb_run_name") or default_run_name(model_dir)
+    )
+    ordered = {key: merged.get(key) for key in FIELD_ORDER}
+    ordered.update({k: v for k, v in merged.items() if k not in ordered})
+    return ordered
+
+
+def prepare_manifest(options: ManifestOptions) -> ManifestReport:
+    """Given the options, scan the tree and write the manifest if its content changed."""
+    overrides = load_overrides(options.overrides) if options.overrides else {}
+    model_dirs, skipped = discover_models(options.results_root)
+    existing, previous = read_existing(options.output_manifest)
+    warnings = [
+        "override for {!r} ignored: no such model under {}".format(name, options.results_root)
+        for name in sorted(set(overrides) - set(model_dirs))
+    ]
+    models = [
+        build_entry(name, options, _checked_override(name, overrides.get(name, {}), warnings), previous.get(name))
+        for name in model_dirs
+    ]
+    results_root = os.path.abspath(options.results_root)
+    unchanged = (
+        existing is not None
+        and existing.get("version") == MANIFEST_VERSION
+        and existing.get("results_root") == results_root
+        and existing.get("models") == models
+    )
+    if not unchanged:
+        document = {"version": MANIFEST_VERSION, "generated_at": now_iso(), "results_root": results_root,
+                    "models": models}
+        write_json_atomic(options.output_manifest, document)
+    return ManifestReport(options.output_manifest, not unchanged, models, skipped, warnings)
