@@ -32,7 +32,9 @@ example:
 
 
 def _add_manifest_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results-root", default="./results", help="results root holding <model_dir>/ (./results)")
+    parser.add_argument(
+        "--results-root", default="./results", help="results root holding <model_dir>/ (./results)"
+    )
     parser.add_argument("--overrides", default="", help="JSON file replacing fields per model_dir")
     parser.add_argument("--default-project", default="MIMIGenRec-Eval", help="W&B project (MIMIGenRec-Eval)")
     parser.add_argument("--default-entity", default="", help="W&B entity (empty: the key's default)")
@@ -40,10 +42,16 @@ def _add_manifest_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id-prefix", default="eval", help="prefix of generated run ids (eval)")
 
 
-def _subparser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, summary: str,
-               example: str) -> argparse.ArgumentParser:
-    return subparsers.add_parser(name, help=summary, description=summary, epilog=example,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def _subparser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, example: str
+) -> argparse.ArgumentParser:
+    return subparsers.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog=example,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,30 +64,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO or WARNING (INFO)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    prepare = _subparser(subparsers, "prepare-manifest", "Scan the results tree and write the manifest.",
-                         PREPARE_EXAMPLE)
+    prepare = _subparser(
+        subparsers, "prepare-manifest", "Scan the results tree and write the manifest.", PREPARE_EXAMPLE
+    )
     _add_manifest_flags(prepare)
-    prepare.add_argument("--output-manifest", default="results/" + MANIFEST_NAME,
-                         help="where to write it (results/" + MANIFEST_NAME + ")")
+    prepare.add_argument(
+        "--output-manifest",
+        default="results/" + MANIFEST_NAME,
+        help="where to write it (results/" + MANIFEST_NAME + ")",
+    )
     prepare.set_defaults(func=run_prepare)
-    packer = _subparser(subparsers, "pack", "Refresh the manifest, then publish new results as a bundle.",
-                        PACK_EXAMPLE)
+    packer = _subparser(
+        subparsers, "pack", "Refresh the manifest, then publish new results as a bundle.", PACK_EXAMPLE
+    )
     _add_manifest_flags(packer)
-    packer.add_argument("--outbox", default="./outbox", help="outbox directory the uploader pulls from (./outbox)")
+    packer.add_argument(
+        "--outbox", default="./outbox", help="outbox directory the uploader pulls from (./outbox)"
+    )
     packer.add_argument("--no-manifest", action="store_true", help="do not refresh the manifest first")
     packer.add_argument("--full", action="store_true", help="pack every file, not only new or changed ones")
     packer.add_argument("--keep", type=int, default=20, help="bundles kept in the outbox at most (20)")
-    packer.add_argument("--max-file-mb", type=float, default=10.0, help="files larger than this never travel (10)")
-    packer.add_argument("--exclude", default=",".join(DEFAULT_EXCLUDES),
-                        help="basenames that never travel, comma-separated (%(default)s)")
+    packer.add_argument(
+        "--max-file-mb", type=float, default=10.0, help="files larger than this never travel (10)"
+    )
+    packer.add_argument(
+        "--exclude",
+        default=",".join(DEFAULT_EXCLUDES),
+        help="basenames that never travel, comma-separated (%(default)s)",
+    )
     packer.set_defaults(func=run_pack)
     return parser
 
 
 def manifest_options(args: argparse.Namespace, output: str) -> ManifestOptions:
     """Given parsed flags, return the prepare-manifest options."""
-    return ManifestOptions(args.results_root, output, args.overrides or None, args.default_project,
-                           args.default_entity, args.default_eval_split, args.run_id_prefix)
+    return ManifestOptions(
+        args.results_root,
+        output,
+        args.overrides or None,
+        args.default_project,
+        args.default_entity,
+        args.default_eval_split,
+        args.run_id_prefix,
+    )
 
 
 def print_manifest_report(report: ManifestReport, per_model: bool = True) -> None:
@@ -91,8 +118,11 @@ def print_manifest_report(report: ManifestReport, per_model: bool = True) -> Non
     if not per_model:
         return
     for model in report.models:
-        print("  {} dataset={} cb_setting={} run_id={}".format(
-            model["model_dir"], model["dataset"], model["cb_setting"], model["wandb_run_id"]))
+        print(
+            "  {} dataset={} cb_setting={} run_id={}".format(
+                model["model_dir"], model["dataset"], model["cb_setting"], model["wandb_run_id"]
+            )
+        )
     for skipped in report.skipped:
         print("  skipped {}: {}".format(skipped.path, skipped.reason))
 
@@ -110,10 +140,15 @@ def print_pack_report(report: PackReport) -> None:
     if record is None:
         print("Nothing new to pack ({} files unchanged).".format(plan.unchanged))
     else:
-        print("Published {}: {}, {} files, {} bytes".format(record.name, record.kind, record.files, record.size))
-    held = [("over the size limit", len(plan.too_large)), ("excluded by name", len(plan.excluded)),
-            ("changing while read, packed next time", len(report.changing)),
-            ("symlinks or special files", len(report.skipped))]
+        print(
+            "Published {}: {}, {} files, {} bytes".format(record.name, record.kind, record.files, record.size)
+        )
+    held = [
+        ("over the size limit", len(plan.too_large)),
+        ("excluded by name", len(plan.excluded)),
+        ("changing while read, packed next time", len(report.changing)),
+        ("symlinks or special files", len(report.skipped)),
+    ]
     details = ", ".join("{} {}".format(count, what) for what, count in held if count)
     if details:
         print("Not packed: " + details)
@@ -157,8 +192,11 @@ def _require_dir(path: str) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse ``argv``, run the command, and turn known failures into one-line errors."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     failures = (
         (UsageError, 2, None),
         (OverridesError, 2, "fix the overrides file (see the README's overrides reference)"),

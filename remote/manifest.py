@@ -168,7 +168,7 @@ def _check_entry(raw: Any, index: int) -> Tuple[Optional[ModelEntry], Optional[s
         epochs = raw.get("num_train_epochs")
         known = set(REQUIRED_MODEL_FIELDS) | set(OPTIONAL_MODEL_FIELDS)
         entry = ModelEntry(
-            model_dir=name,
+            model_dir=str(name),
             dataset=str(raw["dataset"]),
             cb_setting=str(raw["cb_setting"]),
             eval_split=str(raw["eval_split"]),
@@ -211,7 +211,8 @@ def parse_manifest(data: Any) -> Manifest:
     for index, raw in enumerate(raw_models):
         entry, problem = _check_entry(raw, index)
         if entry is not None and entry.model_dir in seen:
-            entry, problem = None, "model {!r}: listed twice; only the first entry is used".format(entry.model_dir)
+            problem = "model {!r}: listed twice; only the first entry is used".format(entry.model_dir)
+            entry = None
         if entry is None:
             problems.append(problem or "models[{}]: unusable".format(index))
             continue

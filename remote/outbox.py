@@ -121,9 +121,7 @@ def index_to_json(records: List[BundleRecord], updated_at: str) -> Dict[str, Any
 def ack_name(consumer: str) -> str:
     """Given a consumer name, return the ack file's path relative to the outbox."""
     if not CONSUMER_RE.match(consumer):
-        raise ValueError(
-            "consumer name {!r} must be 1-64 letters, digits, '.', '_' or '-'".format(consumer)
-        )
+        raise ValueError("consumer name {!r} must be 1-64 letters, digits, '.', '_' or '-'".format(consumer))
     return "{}/{}.json".format(ACKS_DIR, consumer)
 
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 
 from remote import outbox
-from remote.manifest import MANIFEST_NAME
 from remote.fsutil import exclusive_lock, fsync_dir, now_iso, write_bytes_atomic, write_json_atomic
-from remote.packplan import Filters, FilePlan, choose_kind, orphan_names, plan_files, plan_retention
+from remote.manifest import MANIFEST_NAME
+from remote.packplan import FilePlan, Filters, choose_kind, orphan_names, plan_files, plan_retention
 from remote.scan import FileStat, Skipped, snapshot
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,9 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes, info: FileStat) ->
     tar.addfile(member, io.BytesIO(data))
 
 
-def write_bundle(options: PackOptions, plan: FilePlan, current: Dict[str, FileStat], seq: int, kind: str
-                 ) -> Tuple[outbox.BundleRecord, Dict[str, FileStat], List[str]]:
+def write_bundle(
+    options: PackOptions, plan: FilePlan, current: Dict[str, FileStat], seq: int, kind: str
+) -> Tuple[outbox.BundleRecord, Dict[str, FileStat], List[str]]:
     """Given the planned files, write and rename the bundle; return its record, what it holds, what moved."""
     packed: Dict[str, FileStat] = {}
     changing: List[str] = []
@@ -128,7 +129,9 @@ def write_bundle(options: PackOptions, plan: FilePlan, current: Dict[str, FileSt
             os.unlink(tmp_path)
         raise
     fsync_dir(options.outbox)
-    record = outbox.BundleRecord(seq, kind, name, writer.size, writer.sha256.hexdigest(), len(packed), now_iso())
+    record = outbox.BundleRecord(
+        seq, kind, name, writer.size, writer.sha256.hexdigest(), len(packed), now_iso()
+    )
     return record, packed, changing
 
 
@@ -149,7 +152,9 @@ def load_index(outbox_dir: str) -> List[outbox.BundleRecord]:
     except FileNotFoundError:
         return []
     except (ValueError, OSError) as exc:
-        raise PackError("outbox index {} is unusable ({}); move the outbox aside and pack --full".format(path, exc))
+        raise PackError(
+            "outbox index {} is unusable ({}); move the outbox aside and pack --full".format(path, exc)
+        )
 
 
 def load_acks(outbox_dir: str) -> List[outbox.Ack]:
@@ -180,17 +185,23 @@ def _load_snapshot(outbox_dir: str) -> Optional[Dict[str, FileStat]]:
 
 
 def _save_snapshot(outbox_dir: str, files: Dict[str, FileStat], last_seq: int) -> None:
-    document = {"version": SNAPSHOT_VERSION, "last_seq": last_seq,
-                "files": {path: [s.size, s.mtime_ns] for path, s in sorted(files.items())}}
+    document = {
+        "version": SNAPSHOT_VERSION,
+        "last_seq": last_seq,
+        "files": {path: [s.size, s.mtime_ns] for path, s in sorted(files.items())},
+    }
     write_json_atomic(os.path.join(outbox_dir, outbox.PACKER_STATE_NAME), document)
 
 
 def _publish_index(outbox_dir: str, records: List[outbox.BundleRecord]) -> None:
-    write_bytes_atomic(os.path.join(outbox_dir, outbox.INDEX_NAME),
-                       outbox.dumps(outbox.index_to_json(records, now_iso())))
+    write_bytes_atomic(
+        os.path.join(outbox_dir, outbox.INDEX_NAME), outbox.dumps(outbox.index_to_json(records, now_iso()))
+    )
 
 
-def prune(outbox_dir: str, records: List[outbox.BundleRecord], keep: int) -> Tuple[List[outbox.BundleRecord], List[str]]:
+def prune(
+    outbox_dir: str, records: List[outbox.BundleRecord], keep: int
+) -> Tuple[List[outbox.BundleRecord], List[str]]:
     """Given the published bundles, unpublish and delete what retention allows; return what stays."""
     doomed = plan_retention(records, load_acks(outbox_dir), keep)
     kept = [r for r in records if r not in doomed]
@@ -214,7 +225,8 @@ def pack(options: PackOptions) -> PackReport:
         kind = choose_kind(records, previous is not None, options.full, options.keep)
         current, skipped = snapshot(options.results_root, always=(MANIFEST_NAME,))
         plan = plan_files(current, previous or {}, kind == "full", options.filters)
-        record, changing = None, []
+        record: Optional[outbox.BundleRecord] = None
+        changing: List[str] = []
         if kind == "full" or plan.include:
             seq = max([r.seq for r in records] + [0]) + 1
             record, packed, changing = write_bundle(options, plan, current, seq, kind)

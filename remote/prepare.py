@@ -121,8 +121,11 @@ def _checked_override(model_dir: str, override: Dict[str, Any], warnings: List[s
         if ok:
             usable[key] = value
         else:
-            warnings.append("override {}.{}={!r} ignored: wrong type; fix the overrides file".format(
-                model_dir, key, value))
+            warnings.append(
+                "override {}.{}={!r} ignored: wrong type; fix the overrides file".format(
+                    model_dir, key, value
+                )
+            )
     return usable
 
 
@@ -140,8 +143,9 @@ def read_existing(path: str) -> Tuple[Optional[Dict[str, Any]], Dict[str, Dict[s
         return None, {}
 
 
-def build_entry(model_dir: str, options: ManifestOptions, override: Dict[str, Any],
-                previous: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+def build_entry(
+    model_dir: str, options: ManifestOptions, override: Dict[str, Any], previous: Optional[Dict[str, Any]]
+) -> Dict[str, Any]:
     """Given a model directory, the options, its override and its previous entry, build its entry."""
     merged: Dict[str, Any] = {
         "model_dir": model_dir,
@@ -158,8 +162,12 @@ def build_entry(model_dir: str, options: ManifestOptions, override: Dict[str, An
     if merged.get("wandb_entity") == "":
         merged["wandb_entity"] = None
     sticky = previous or {}
-    merged["wandb_run_id"] = override.get("wandb_run_id") or sticky.get("wandb_run_id") or default_run_id(
-        options.run_id_prefix, model_dir, merged["dataset"], merged["cb_setting"], merged["eval_split"]
+    merged["wandb_run_id"] = (
+        override.get("wandb_run_id")
+        or sticky.get("wandb_run_id")
+        or default_run_id(
+            options.run_id_prefix, model_dir, merged["dataset"], merged["cb_setting"], merged["eval_split"]
+        )
     )
     merged["wandb_run_name"] = (
         override.get("wandb_run_name") or sticky.get("wandb_run_name") or default_run_name(model_dir)
@@ -179,7 +187,9 @@ def prepare_manifest(options: ManifestOptions) -> ManifestReport:
         for name in sorted(set(overrides) - set(model_dirs))
     ]
     models = [
-        build_entry(name, options, _checked_override(name, overrides.get(name, {}), warnings), previous.get(name))
+        build_entry(
+            name, options, _checked_override(name, overrides.get(name, {}), warnings), previous.get(name)
+        )
         for name in model_dirs
     ]
     results_root = os.path.abspath(options.results_root)
@@ -190,7 +200,11 @@ def prepare_manifest(options: ManifestOptions) -> ManifestReport:
         and existing.get("models") == models
     )
     if not unchanged:
-        document = {"version": MANIFEST_VERSION, "generated_at": now_iso(), "results_root": results_root,
-                    "models": models}
+        document = {
+            "version": MANIFEST_VERSION,
+            "generated_at": now_iso(),
+            "results_root": results_root,
+            "models": models,
+        }
         write_json_atomic(options.output_manifest, document)
     return ManifestReport(options.output_manifest, not unchanged, models, skipped, warnings)

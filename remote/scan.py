@@ -146,11 +146,11 @@ def snapshot(results_root: str, always: Tuple[str, ...] = ()) -> Tuple[Dict[str,
     skipped: List[Skipped] = []
     for name in always:
         try:
-            info = os.lstat(os.path.join(results_root, name))
+            found = os.lstat(os.path.join(results_root, name))
         except FileNotFoundError:
             continue
-        if stat.S_ISREG(info.st_mode):
-            files[name] = FileStat(info.st_size, info.st_mtime_ns)
+        if stat.S_ISREG(found.st_mode):
+            files[name] = FileStat(found.st_size, found.st_mtime_ns)
     for relative, info, skip in walk_files(results_root):
         if info is not None:
             files[relative] = info
