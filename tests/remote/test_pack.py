@@ -1,0 +1,278 @@
+"""pack: incremental bundles published atomically, filters, half-written files, retention, locking."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+import remote.pack
+from remote.cli import main
+from remote.fsutil import exclusive_lock
+from remote.manifest import MANIFEST_NAME
+from remote.outbox import Ack, ack_name, ack_to_json, parse_index
+from tests.fixtures.trees import REPO_ROOT, make_results_tree, write_checkpoint
+
+
+def _pack(root: Path, outbox: Path, *extra: str) -> int:
+    return main(["pack", "--results-root", str(root), "--outbox", str(outbox), *extra])
+
+
+def _index(outbox: Path) -> List:
+    return parse_index(json.loads((outbox / "index.json").read_text()))
+
+
+def _members(outbox: Path, name: str) -> Dict[str, bytes]:
+    with tarfile.open(outbox / name) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+def _assert_index_consistent(outbox: Path) -> None:
+    """Every listed bundle exists whole: size and sha256 match the index."""
+    for record in _index(outbox):
+        data = (outbox / record.name).read_bytes()
+        assert len(data) == record.size and hashlib.sha256(data).hexdigest() == record.sha256
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    return make_results_tree(tmp_path / "results", ["ModelA-sft-x", "ModelB-sft-y"], [100, 200])
+
+
+def test_pack_first_bundle_is_full_and_later_ones_hold_only_new_files(tree: Path, tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    assert _pack(tree, outbox) == 0
+    write_checkpoint(tree, "ModelA-sft-x", 300)
+    assert _pack(tree, outbox) == 0
+    first, second = _index(outbox)
+    assert (first.kind, second.kind) == ("full", "delta")
+    assert sorted(_members(outbox, first.name)) == [
+        MANIFEST_NAME,
+        "ModelA-sft-x/checkpoint-100/metrics.json",
+        "ModelA-sft-x/checkpoint-200/metrics.json",
+        "ModelB-sft-y/checkpoint-100/metrics.json",
+        "ModelB-sft-y/checkpoint-200/metrics.json",
+    ]
+    delta = _members(outbox, second.name)
+    assert sorted(delta) == [MANIFEST_NAME, "ModelA-sft-x/checkpoint-300/metrics.json"]
+    assert (
+        delta["ModelA-sft-x/checkpoint-300/metrics.json"]
+        == (tree / "ModelA-sft-x/checkpoint-300/metrics.json").read_bytes()
+    )
+    _assert_index_consistent(outbox)
+
+
+def test_pack_idle_run_publishes_nothing(tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    outbox = tmp_path / "outbox"
+    _pack(tree, outbox)
+    index_before = (outbox / "index.json").read_bytes()
+    assert _pack(tree, outbox) == 0
+    assert "Nothing new to pack" in capsys.readouterr().out
+    assert (outbox / "index.json").read_bytes() == index_before
+
+
+def test_pack_changed_file_travels_again_and_full_flag_packs_everything(tree: Path, tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    _pack(tree, outbox)
+    write_checkpoint(tree, "ModelB-sft-y", 100, {"HR@10": 0.5})  # re-evaluated
+    _pack(tree, outbox)
+    _pack(tree, outbox, "--full")
+    records = _index(outbox)
+    assert [r.kind for r in records] == ["full", "delta", "full"]
+    assert "ModelB-sft-y/checkpoint-100/metrics.json" in _members(outbox, records[1].name)
+    assert len(_members(outbox, records[2].name)) == 5
+
+
+def test_pack_filters_skip_large_and_excluded_files_and_say_so(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    checkpoint = tree / "ModelA-sft-x" / "checkpoint-100"
+    (checkpoint / "final_result.json").write_text("{}")
+    (checkpoint / "rollout.json").write_text("{}")
+    (checkpoint / "big.bin").write_bytes(b"x" * (2 * 1024 * 1024))
+    outbox = tmp_path / "outbox"
+    assert _pack(tree, outbox, "--max-file-mb", "1") == 0
+    names = _members(outbox, _index(outbox)[0].name)
+    assert not any(n.endswith(("final_result.json", "rollout.json", "big.bin")) for n in names)
+    assert "Not packed: 1 over the size limit, 2 excluded by name" in capsys.readouterr().out
+
+
+def test_pack_file_changing_while_read_waits_for_the_next_pack(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    target = tree / "ModelA-sft-x" / "checkpoint-200" / "metrics.json"
+    real_snapshot = remote.pack.snapshot
+
+    def snapshot_then_writer_appends(*args, **kwargs):
+        result = real_snapshot(*args, **kwargs)
+        with open(target, "a") as handle:  # the evaluator is still writing after the scan
+            handle.write(" ")
+        return result
+
+    monkeypatch.setattr(remote.pack, "snapshot", snapshot_then_writer_appends)
+    outbox = tmp_path / "outbox"
+    assert _pack(tree, outbox) == 0
+    assert "ModelA-sft-x/checkpoint-200/metrics.json" not in _members(outbox, _index(outbox)[0].name)
+    assert "1 changing while read" in capsys.readouterr().out
+    monkeypatch.setattr(remote.pack, "snapshot", real_snapshot)
+    assert _pack(tree, outbox) == 0
+    assert (
+        _members(outbox, _index(outbox)[1].name)["ModelA-sft-x/checkpoint-200/metrics.json"]
+        == target.read_bytes()
+    )
+
+
+def test_pack_unreadable_file_is_skipped_and_packed_once_readable(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_read = remote.pack.read_stable
+
+    def read(path, expected):
+        if path.endswith("ModelB-sft-y/checkpoint-100/metrics.json"):
+            raise PermissionError(13, "Permission denied")
+        return real_read(path, expected)
+
+    monkeypatch.setattr(remote.pack, "read_stable", read)
+    outbox = tmp_path / "outbox"
+    assert _pack(tree, outbox) == 0
+    assert len(_members(outbox, _index(outbox)[0].name)) == 4
+    monkeypatch.setattr(remote.pack, "read_stable", real_read)
+    _pack(tree, outbox)
+    assert "ModelB-sft-y/checkpoint-100/metrics.json" in _members(outbox, _index(outbox)[1].name)
+
+
+@pytest.mark.parametrize("crash_at", ["bundle-rename", "index-write", "snapshot-write"])
+def test_pack_interrupted_never_exposes_a_half_bundle_and_loses_nothing(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at: str
+) -> None:
+    outbox = tmp_path / "outbox"
+    _pack(tree, outbox)
+    write_checkpoint(tree, "ModelA-sft-x", 300)
+    real_replace, real_write = os.replace, remote.pack.write_bytes_atomic
+
+    def replace(src, dst):
+        if crash_at == "bundle-rename" and "bundle-" in str(dst):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    def write(path, data, *args):
+        if (crash_at == "index-write" and path.endswith("index.json")) or (
+            crash_at == "snapshot-write" and path.endswith(".packer-state.json")
+        ):
+            raise OSError(28, "No space left on device")
+        return real_write(path, data, *args)
+
+    monkeypatch.setattr(remote.pack.os, "replace", replace)
+    monkeypatch.setattr(remote.pack, "write_bytes_atomic", write)
+    monkeypatch.setattr(remote.fsutil, "write_bytes_atomic", write)
+    assert _pack(tree, outbox) == 1
+    _assert_index_consistent(outbox)
+    monkeypatch.undo()
+    assert _pack(tree, outbox) == 0
+    _assert_index_consistent(outbox)
+    shipped = set().union(*(_members(outbox, r.name) for r in _index(outbox)))
+    assert "ModelA-sft-x/checkpoint-300/metrics.json" in shipped
+    assert not [n for n in os.listdir(outbox) if n.startswith(".tmp-")]
+    listed = {r.name for r in _index(outbox)}
+    assert {n for n in os.listdir(outbox) if n.startswith("bundle-")} == listed
+
+
+def test_pack_killed_mid_write_leaves_a_consistent_outbox(tmp_path: Path) -> None:
+    root = make_results_tree(tmp_path / "results", ["ModelA-sft-x"], [1])
+    for index in range(6):  # incompressible data makes the write long enough to interrupt
+        (root / "ModelA-sft-x" / "checkpoint-1" / "blob{}.bin".format(index)).write_bytes(os.urandom(8 << 20))
+    outbox = tmp_path / "outbox"
+    command = [
+        sys.executable,
+        "-S",
+        "-m",
+        "remote",
+        "pack",
+        "--results-root",
+        str(root),
+        "--outbox",
+        str(outbox),
+    ]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        if outbox.is_dir() and any(n.startswith(".tmp-") for n in os.listdir(outbox)):
+            break
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    if (outbox / "index.json").exists():
+        _assert_index_consistent(outbox)
+    assert subprocess.run(command, cwd=REPO_ROOT, capture_output=True).returncode == 0
+    _assert_index_consistent(outbox)
+    shipped = set().union(*(_members(outbox, r.name) for r in _index(outbox)))
+    assert {"ModelA-sft-x/checkpoint-1/blob5.bin", "ModelA-sft-x/checkpoint-1/metrics.json"} <= shipped
+
+
+def test_pack_retention_deletes_only_what_every_consumer_applied(tree: Path, tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    (outbox / "acks").mkdir(parents=True)
+    (outbox / ack_name("slow")).write_text(json.dumps(ack_to_json(Ack("slow", 2, "t"))))
+    for step in range(300, 800, 100):  # bundles 1 (full) .. 6
+        _pack(tree, outbox, "--keep", "3")
+        write_checkpoint(tree, "ModelA-sft-x", step)
+    assert [r.seq for r in _index(outbox)][0] == 3  # 1 and 2 applied by "slow": deleted
+    (outbox / ack_name("slow")).write_text(json.dumps(ack_to_json(Ack("slow", 6, "t"))))
+    _pack(tree, outbox, "--keep", "3")
+    records = _index(outbox)
+    assert len(records) <= 3 + 1 and any(r.kind == "full" for r in records)
+    assert {n for n in os.listdir(outbox) if n.startswith("bundle-")} == {r.name for r in records}
+
+
+def test_pack_unreadable_ack_stops_retention_with_a_clear_error(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    outbox = tmp_path / "outbox"
+    (outbox / "acks").mkdir(parents=True)
+    (outbox / "acks" / "broken.json").write_text("{half")
+    assert _pack(tree, outbox) == 1
+    assert "Error: ack broken.json is unreadable" in capsys.readouterr().err
+
+
+def test_pack_second_packer_on_one_outbox_exits_at_once(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    with exclusive_lock(str(outbox / ".lock"), "pack"):
+        assert _pack(tree, outbox) == 5
+    assert "Error: another pack" in capsys.readouterr().err
+
+
+def test_pack_no_manifest_without_a_manifest_is_a_usage_error(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert _pack(tree, tmp_path / "outbox", "--no-manifest") == 2
+    assert "Error: no manifest at" in capsys.readouterr().err
+
+
+def test_pack_runs_on_the_standard_library_alone(tree: Path, tmp_path: Path) -> None:
+    # python -S: no site-packages, so any third-party import would fail here.
+    command = [
+        sys.executable,
+        "-S",
+        "-m",
+        "remote",
+        "pack",
+        "--results-root",
+        str(tree),
+        "--outbox",
+        str(tmp_path / "outbox"),
+    ]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Published bundle-00000001-full.tar.gz: full, 5 files" in result.stdout
