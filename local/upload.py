@@ -1,0 +1,290 @@
+"""One upload pass: every manifest model's new checkpoints into its W&B run, exactly once.
+
+Per model (in a bounded thread pool; the SDK runs several runs per process with
+``reinit="create_new"``): list checkpoints, read only new or changed metrics files, and, only
+if there is something to log, open the run, log one row per checkpoint, the table and the
+summary, and finish. A pass with nothing new makes no W&B call at all.
+
+Exactly once across SIGKILL, as implemented:
+1. Before the first ``run.log`` the model's state gets an in-flight record: the items in log
+   order and ``start_step`` = ``run.step`` right after ``wandb.init`` (on resume the SDK sets it
+   from the server's history, so it counts the rows W&B holds).
+2. After ``run.finish()`` returned (``finish_timeout_raises``: it raises if rows are unsent),
+   the items become processed and the record is cleared, in one atomic state write.
+3. A later pass that finds a record waits for the killed uploader's orphaned ``wandb-core`` to
+   exit, resumes the run and reads ``run.step`` again: ``run.step - start_step`` rows landed.
+   History is an ordered prefix (file_stream writes at line offsets), so exactly the first
+   that-many items landed; they are marked processed without re-logging, and the rest are
+   logged first, in the same order, before anything new. Should a straggling writer still
+   add rows, it writes the same rows at the same offsets, so nothing is duplicated.
+If W&B is unreachable, nothing is marked processed and the next pass tries it all again.
+
+``--disable-wandb`` reads and validates but writes no state at all, so a later real upload
+skips nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import ContextManager, Dict, List, Optional, Sequence, Tuple
+
+from local import plan
+from local.errors import UserError
+from local.metrics import FileSig, MetricsResult, read_metrics, scan_checkpoints
+from local.state import LOCK_NAME, ModelState, StateError, load_state, save_state, state_path
+from local.upload_report import ModelOutcome, PassReport, UploadOptions
+from local.wandb_writer import (
+    RunSession,
+    WandbPermanentError,
+    WandbTransientError,
+    core_pids_of,
+)
+from remote.fsutil import exclusive_lock, now_iso
+from remote.manifest import ManifestError, ModelEntry, load_manifest
+
+log = logging.getLogger(__name__)
+
+
+def select_models(entries: Sequence[ModelEntry], filters: Sequence[str]) -> List[ModelEntry]:
+    """Given entries and filters (substring or glob of model_dir), return the kept entries."""
+    wanted = [f.strip() for raw in filters for f in raw.split(",") if f.strip()]
+    if not wanted:
+        return list(entries)
+    return [
+        e for e in entries if any(w in e.model_dir or fnmatch.fnmatchcase(e.model_dir, w) for w in wanted)
+    ]
+
+
+def split_duplicates(entries: Sequence[ModelEntry]) -> Tuple[List[ModelEntry], List[ModelOutcome]]:
+    """Given entries, keep the first per W&B run and refuse the rest: never two writers on one run."""
+    owners: Dict[Tuple[Optional[str], str, str], str] = {}
+    kept: List[ModelEntry] = []
+    refused: List[ModelOutcome] = []
+    for entry in entries:
+        key = (entry.wandb_entity, entry.wandb_project, entry.wandb_run_id)
+        if key in owners:
+            message = "run id {} is also used by model {}; give each model its own wandb_run_id".format(
+                entry.wandb_run_id, owners[key]
+            )
+            message += " in the overrides file"
+            refused.append(
+                ModelOutcome(entry.model_dir, entry.wandb_run_id, error=message, error_kind="refused")
+            )
+            continue
+        owners[key] = entry.model_dir
+        kept.append(entry)
+    return kept, refused
+
+
+def uploader_lock(options: UploadOptions) -> ContextManager[None]:
+    """Given options, return the state directory's lock (raises LockHeldError when taken)."""
+    return exclusive_lock(os.path.join(options.state_dir, LOCK_NAME), "uploader")
+
+
+def upload_pass(options: UploadOptions, take_lock: bool = True) -> PassReport:
+    """Given options, run one pass over the manifest's models and return what happened.
+
+    ``take_lock=False`` is for callers already holding :func:`uploader_lock` (the poll loop).
+    Raises UserError for an unusable manifest and LockHeldError when another uploader runs.
+    """
+    try:
+        manifest = load_manifest(options.manifest())
+    except ManifestError as exc:
+        raise UserError(str(exc), "check --results-root/--manifest-path")
+    for problem in manifest.problems:
+        log.warning("manifest: %s", problem)
+    entries, refused = split_duplicates(select_models(manifest.models, options.model_filters))
+    for outcome in refused:
+        log.error("model %s: %s", outcome.model_dir, outcome.error)
+    if options.disable_wandb or not take_lock:
+        # A dry run writes no state, so it needs no lock and may run beside the service.
+        outcomes = _run_all(entries, options)
+    else:
+        with uploader_lock(options):
+            outcomes = _run_all(entries, options)
+    report = PassReport(models=outcomes + refused, problems=list(manifest.problems))
+    log.info("%s", report.summary_line())
+    return report
+
+
+def _run_all(entries: Sequence[ModelEntry], options: UploadOptions) -> List[ModelOutcome]:
+    with ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="upload") as pool:
+        return list(pool.map(lambda entry: process_model(entry, options), entries))
+
+
+def process_model(entry: ModelEntry, options: UploadOptions) -> ModelOutcome:
+    """Given one model entry, bring its W&B run up to date; never raises for expected failures."""
+    outcome = ModelOutcome(entry.model_dir, entry.wandb_run_id)
+    path = state_path(options.state_dir, entry.model_dir, entry.wandb_run_id)
+    try:
+        state = load_state(path, entry.model_dir, entry.wandb_run_id)
+    except StateError as exc:
+        outcome.error, outcome.error_kind = "{}; move it away to start over".format(exc), "refused"
+        log.error("model %s: %s", entry.model_dir, outcome.error)
+        return outcome
+    model_path = os.path.join(options.results_root, entry.model_dir)
+    scan = scan_checkpoints(model_path)
+    work = plan.classify(_read_wanted(model_path, scan, plan.steps_to_read(scan, state)), state)
+    _log_reads(entry, work)
+    outcome.failed_steps = dict(work.failures)
+    if options.disable_wandb:
+        outcome.would_upload = sorted(plan.in_flight_steps(state) | {item.step for item in work.items})
+        return outcome
+    dirty = plan.record_failures(state, work.failures, now_iso()) | plan.note_seen(state, scan)
+    for step, sig in work.touched.items():
+        state.files[step], dirty = list(sig), True
+    if dirty:
+        save_state(path, state)
+    if work.items or state.in_flight:
+        _upload(entry, state, path, work.items, options, outcome)
+    return outcome
+
+
+def _read_wanted(
+    model_path: str, scan: Dict[int, Optional[FileSig]], steps: List[int]
+) -> Dict[int, Tuple[FileSig, MetricsResult]]:
+    """Given the steps the plan wants, read their metrics files (only those)."""
+    reads: Dict[int, Tuple[FileSig, MetricsResult]] = {}
+    for step in steps:
+        sig = scan[step]
+        if sig is not None:
+            reads[step] = (sig, read_metrics(os.path.join(model_path, "checkpoint-{}".format(step))))
+    return reads
+
+
+def _log_reads(entry: ModelEntry, work: plan.Classified) -> None:
+    for step, reason in sorted(work.failures.items()):
+        log.warning("model %s checkpoint %d: skipped, will retry: %s", entry.model_dir, step, reason)
+    for step, reason in sorted(work.broken_rewrites.items()):
+        log.warning(
+            "model %s checkpoint %d: rewritten file unusable, keeping uploaded values: %s",
+            entry.model_dir,
+            step,
+            reason,
+        )
+    for item in work.items:
+        if item.revision:
+            log.warning(
+                "model %s checkpoint %d: metrics changed after upload; logging revision %d",
+                entry.model_dir,
+                item.step,
+                item.revision,
+            )
+
+
+def _upload(
+    entry: ModelEntry,
+    state: ModelState,
+    path: str,
+    new_items: List[plan.Item],
+    options: UploadOptions,
+    outcome: ModelOutcome,
+) -> None:
+    """Given fresh items (and maybe an in-flight record), log them once and confirm them."""
+    if state.in_flight:
+        _settle_orphans(entry, state.in_flight, options.orphan_wait_seconds)
+    try:
+        session = RunSession.open(entry, options.writer)
+    except (WandbTransientError, WandbPermanentError) as exc:
+        _fail(entry, outcome, exc)
+        return
+    outcome.wandb_called = True
+    items = _begin(entry, state, path, session.step, new_items, outcome)
+    try:
+        if items:
+            rows = [plan.history_row(item) for item in items]
+            after = ModelState(entry.model_dir, entry.wandb_run_id, table_rows=list(state.table_rows))
+            plan.mark_processed(after, items)
+            columns, data = plan.table_data(after.table_rows)
+            session.log_rows(rows, {"key": plan.TABLE_KEY, "columns": columns, "data": data})
+            session.set_summary(plan.summary(after.table_rows))
+        else:
+            session.set_summary(plan.summary(state.table_rows))
+        session.finish()
+    except (WandbTransientError, WandbPermanentError) as exc:
+        session.abort()
+        _fail(entry, outcome, exc)
+        return
+    plan.mark_processed(state, items)
+    state.in_flight = None
+    save_state(path, state)
+    outcome.uploaded_steps = sorted(item.step for item in items if not item.revision)
+    outcome.revised_steps = sorted(item.step for item in items if item.revision)
+    log.info("model %s: run %s confirmed %d rows", entry.model_dir, entry.wandb_run_id, len(items))
+
+
+def _begin(
+    entry: ModelEntry,
+    state: ModelState,
+    path: str,
+    run_step: int,
+    new_items: List[plan.Item],
+    outcome: ModelOutcome,
+) -> List[plan.Item]:
+    """Given the opened run's step, settle any in-flight record and write the new one."""
+    leftover: List[plan.Item] = []
+    if state.in_flight:
+        landed, leftover, surplus = plan.recover(state.in_flight, run_step)
+        plan.mark_processed(state, landed)
+        outcome.recovered_steps = sorted(item.step for item in landed)
+        log.info(
+            "model %s: interrupted upload found; %d rows had landed, %d to log again",
+            entry.model_dir,
+            len(landed),
+            len(leftover),
+        )
+        if surplus:
+            log.warning(
+                "model %s: run %s holds %d rows this uploader did not log",
+                entry.model_dir,
+                entry.wandb_run_id,
+                surplus,
+            )
+    flying = {item.step for item in leftover}
+    items = leftover + [item for item in new_items if item.step not in flying]
+    state.in_flight = None
+    if items:
+        state.in_flight = {
+            "start_step": run_step,
+            "pid": os.getpid(),
+            "time": now_iso(),
+            "items": [i.to_json() for i in items],
+        }
+    save_state(path, state)
+    return items
+
+
+def _settle_orphans(entry: ModelEntry, in_flight: Dict, wait_seconds: float) -> None:
+    """Given an in-flight record of a dead uploader, wait (bounded) for its wandb-core to exit."""
+    pid = int(in_flight.get("pid", 0))
+    if not pid or pid == os.getpid():
+        return
+    deadline = time.monotonic() + wait_seconds
+    if core_pids_of(pid):
+        log.info(
+            "model %s: waiting for the killed uploader's wandb-core (parent pid %d) to exit",
+            entry.model_dir,
+            pid,
+        )
+    while core_pids_of(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _fail(entry: ModelEntry, outcome: ModelOutcome, exc: Exception) -> None:
+    if isinstance(exc, WandbPermanentError):
+        outcome.error_kind = "permanent"
+        outcome.error = "model {}, run {}: {}; fix: {}".format(
+            entry.model_dir, entry.wandb_run_id, exc, exc.fix
+        )
+    else:
+        outcome.error_kind = "transient"
+        outcome.error = (
+            "model {}, run {}: W&B unreachable or failing ({}); nothing new marked processed".format(
+                entry.model_dir, entry.wandb_run_id, exc
+            )
+        )
+    log.error("%s", outcome.error)
