@@ -30,7 +30,9 @@ from local.errors import PermanentError, TransientError, UserError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-CHUNK = 1 << 20
+# Small reads: paramiko joins prefetched 32 KiB blocks per read() call, and what one read() has
+# gathered is lost if the connection breaks inside it, so resume points stay fine-grained.
+READ_BLOCK = 64 * 1024
 # Bounded read-ahead: enough requests in flight to hide round trips, not the whole file in RAM.
 PREFETCH_REQUESTS = 128
 TRANSIENT_ERRNOS = {
@@ -137,10 +139,12 @@ def load_private_key(params: ConnectionParams) -> Optional[paramiko.PKey]:
         return None
     path = os.path.expanduser(params.identity)
     try:
-        return paramiko.PKey.from_path(path, params.passphrase)
+        secret = params.passphrase.encode("utf-8") if params.passphrase else None
+        return paramiko.PKey.from_path(path, secret)
     except FileNotFoundError:
         raise UserError("identity file {} does not exist".format(path), "check --identity / PULL_IDENTITY")
-    except paramiko.PasswordRequiredException:
+    except (paramiko.PasswordRequiredException, TypeError):
+        # cryptography reports a missing passphrase as TypeError, paramiko as PasswordRequired.
         raise UserError("identity file {} is encrypted".format(path), "set SSH_KEY_PASSPHRASE")
     except (paramiko.SSHException, ValueError, OSError) as exc:
         raise UserError(
@@ -300,7 +304,7 @@ def download_resumable(sftp: paramiko.SFTPClient, remote_path: str, part_path: s
         fetched = 0
         try:
             while offset + fetched < size:
-                block = remote.read(min(CHUNK, size - offset - fetched))
+                block = remote.read(min(READ_BLOCK, size - offset - fetched))
                 if not block:
                     raise EOFError("remote file ended at byte {}".format(offset + fetched))
                 out.write(block)

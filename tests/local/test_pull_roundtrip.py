@@ -39,7 +39,9 @@ class Sides:
 
     def options(self, results_root: Optional[Path] = None) -> PullOptions:
         root = str(results_root) if results_root else None
-        return PullOptions(self.server.params(self.known_hosts), str(self.outbox), str(self.inbox), CONSUMER, root)
+        return PullOptions(
+            self.server.params(self.known_hosts), str(self.outbox), str(self.inbox), CONSUMER, root
+        )
 
     def cycle(self):
         """Pull (acking what was applied before), then unpack; return the pull report."""

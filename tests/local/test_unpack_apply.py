@@ -46,8 +46,12 @@ def test_unpack_merges_bundles_in_order(tmp_path: Path) -> None:
     root = tmp_path / "results"
     (root / "ModelZ").mkdir(parents=True)
     (root / "ModelZ" / "local-only.txt").write_bytes(b"keep me")
-    full = make_bundle(tmp_path / "in", 1, "full", {MANIFEST_NAME: b"m1", "A/checkpoint-1/metrics.json": b"a1"})
-    delta = make_bundle(tmp_path / "in", 2, "delta", {MANIFEST_NAME: b"m2", "A/checkpoint-1/metrics.json": b"a1b"})
+    full = make_bundle(
+        tmp_path / "in", 1, "full", {MANIFEST_NAME: b"m1", "A/checkpoint-1/metrics.json": b"a1"}
+    )
+    delta = make_bundle(
+        tmp_path / "in", 2, "delta", {MANIFEST_NAME: b"m2", "A/checkpoint-1/metrics.json": b"a1b"}
+    )
     report = unpack_bundles(str(root), [str(delta), str(full)])  # given out of order on purpose
     assert report.applied == [full.name, delta.name]
     assert tree(root) == {
@@ -99,7 +103,9 @@ def test_unpack_starts_from_newest_full_bundle(tmp_path: Path) -> None:
     assert tree(root) == {"A/m.json": b"3", "B/m.json": b"4"}
 
 
-def test_unpack_crash_mid_commit_is_finished_by_next_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unpack_crash_mid_commit_is_finished_by_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Kill the move phase after one rename: the next run completes it from the journal."""
     root = tmp_path / "results"
     files = {"A/c-{}/metrics.json".format(i): str(i).encode() for i in range(5)}
@@ -126,7 +132,9 @@ def test_unpack_crash_mid_commit_is_finished_by_next_run(tmp_path: Path, monkeyp
     assert not (root / STAGING_DIR).exists()
 
 
-def test_unpack_crash_mid_staging_leaves_root_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unpack_crash_mid_staging_leaves_root_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "results"
     bundle = make_bundle(tmp_path / "in", 1, "full", {"A/{}.json".format(i): b"x" for i in range(4)})
 

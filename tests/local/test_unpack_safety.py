@@ -47,7 +47,11 @@ def results_listing(root: Path) -> List[str]:
 MALICIOUS: List[tuple] = [
     ("absolute", lambda: [regular(GOOD), regular("/etc/cron.d/evil")], "/etc/cron.d/evil"),
     ("dotdot", lambda: [regular(GOOD), regular("ModelA/../../evil.json")], "ModelA/../../evil.json"),
-    ("symlink", lambda: [regular(GOOD), special("ModelA/link", tarfile.SYMTYPE, "/etc/passwd")], "ModelA/link"),
+    (
+        "symlink",
+        lambda: [regular(GOOD), special("ModelA/link", tarfile.SYMTYPE, "/etc/passwd")],
+        "ModelA/link",
+    ),
     ("hardlink", lambda: [regular(GOOD), special("ModelA/hard", tarfile.LNKTYPE, GOOD)], "ModelA/hard"),
     ("chardev", lambda: [regular(GOOD), special("ModelA/null", tarfile.CHRTYPE)], "ModelA/null"),
     ("blockdev", lambda: [regular(GOOD), special("ModelA/sda", tarfile.BLKTYPE)], "ModelA/sda"),
@@ -55,7 +59,11 @@ MALICIOUS: List[tuple] = [
     ("duplicate", lambda: [regular(GOOD), regular("./" + GOOD, b"{}")], "./" + GOOD),
     ("backslash", lambda: [regular(GOOD), regular("ModelA\\..\\evil.json")], "evil.json"),
     ("file_then_dir", lambda: [regular("ModelA/x"), regular("ModelA/x/metrics.json")], "ModelA/x"),
-    ("ledger_overwrite", lambda: [regular(GOOD), regular(".unpack-ledger.json", b"{}")], ".unpack-ledger.json"),
+    (
+        "ledger_overwrite",
+        lambda: [regular(GOOD), regular(".unpack-ledger.json", b"{}")],
+        ".unpack-ledger.json",
+    ),
 ]
 
 
@@ -71,7 +79,9 @@ def test_unpack_refuses_malicious_member(tmp_path: Path, case: str, members: Cal
 
 
 def test_unpack_refuses_too_many_members(tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path, [regular("ModelA/checkpoint-{}/metrics.json".format(i)) for i in range(6)])
+    bundle = write_bundle(
+        tmp_path, [regular("ModelA/checkpoint-{}/metrics.json".format(i)) for i in range(6)]
+    )
     root = tmp_path / "results"
     with pytest.raises(UserError, match="checkpoint-5/metrics.json.*limit of 5 members"):
         unpack_bundles(str(root), [str(bundle)], Limits(max_members=5))
@@ -95,7 +105,9 @@ def test_unpack_refuses_size_bomb_by_its_headers(tmp_path: Path) -> None:
 
 
 def test_unpack_refuses_truncated_bundle(tmp_path: Path) -> None:
-    bundle = write_bundle(tmp_path, [regular("ModelA/checkpoint-{}/metrics.json".format(i)) for i in range(50)])
+    bundle = write_bundle(
+        tmp_path, [regular("ModelA/checkpoint-{}/metrics.json".format(i)) for i in range(50)]
+    )
     bundle.write_bytes(bundle.read_bytes()[:200])
     root = tmp_path / "results"
     with pytest.raises(UserError, match="not a readable tar.gz"):
@@ -116,7 +128,9 @@ def test_unpack_refuses_link_in_results_root(tmp_path: Path) -> None:
     assert list(outside.iterdir()) == []
 
 
-def test_unpack_cli_prints_one_error_line_for_bad_bundle(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_unpack_cli_prints_one_error_line_for_bad_bundle(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     bundle = write_bundle(tmp_path, [regular(GOOD), special("ModelA/link", tarfile.SYMTYPE, "/etc/shadow")])
     code = main(["unpack", "--results-root", str(tmp_path / "results"), str(bundle)])
     err = capsys.readouterr().err.splitlines()
