@@ -6,6 +6,7 @@ bounded: a rule fires `count` times, latency is a fixed per-request sleep capped
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from dataclasses import dataclass
@@ -25,11 +26,16 @@ class Rule:
     remaining: int
     match: str = ""
     retry_after: Optional[float] = None
+    # True: let the request take effect, then fail/drop its response (the client retries it).
+    after_processing: bool = False
+    # A substring the request body must contain, e.g. "wandb-history.jsonl" to hit only the
+    # file_stream requests that carry history rows.
+    body_match: str = ""
 
-    def matches(self, label: str) -> bool:
+    def matches(self, label: str, body: bytes) -> bool:
         # "" matches anything; otherwise a substring of "<path> <graphql operation>", so both
         # match="UpsertBucket" and match="file_stream" work.
-        return not self.match or self.match in label
+        return self.match in label and self.body_match.encode() in body
 
     def to_json(self) -> Dict[str, Any]:
         return {
@@ -37,6 +43,8 @@ class Rule:
             "remaining": self.remaining,
             "match": self.match,
             "retry_after": self.retry_after,
+            "after_processing": self.after_processing,
+            "body_match": self.body_match,
         }
 
 
@@ -50,20 +58,30 @@ class Faults:
         self._down = False
 
     def inject(
-        self, status: int, count: int = 1, match: str = "", retry_after: Optional[float] = None
+        self,
+        status: int,
+        count: int = 1,
+        match: str = "",
+        retry_after: Optional[float] = None,
+        after_processing: bool = False,
+        body_match: str = "",
     ) -> None:
         """Given an HTTP status, answer the next `count` requests matching `match` with it."""
         if not 100 <= int(status) <= 599 or count < 1:
             raise ValueError("inject needs a status in 100..599 and count >= 1")
         with self._lock:
-            self._rules.append(Rule(int(status), int(count), match, retry_after))
+            self._rules.append(
+                Rule(int(status), int(count), match, retry_after, after_processing, body_match)
+            )
 
-    def drop_connections(self, count: int = 1, match: str = "") -> None:
+    def drop_connections(
+        self, count: int = 1, match: str = "", after_processing: bool = False, body_match: str = ""
+    ) -> None:
         """Given a count, close the next `count` matching connections without any response."""
         if count < 1:
             raise ValueError("count must be >= 1")
         with self._lock:
-            self._rules.append(Rule(None, int(count), match))
+            self._rules.append(Rule(None, int(count), match, None, after_processing, body_match))
 
     def set_latency(self, seconds: float) -> None:
         if not 0 <= seconds <= MAX_LATENCY:
@@ -96,14 +114,14 @@ class Faults:
         with self._lock:
             return [rule.to_json() for rule in self._rules]
 
-    def take(self, label: str) -> Optional[Rule]:
-        """Given a request label, consume and return the first matching rule (None: serve normally)."""
+    def take(self, label: str, body: bytes = b"") -> Optional[Rule]:
+        """Given a request label and body, consume and return the first matching rule (None: serve)."""
         with self._lock:
             for rule in self._rules:
-                if rule.matches(label):
+                if rule.matches(label, body):
                     rule.remaining -= 1
                     if rule.remaining <= 0:
                         self._rules.remove(rule)
                     logger.info("fault for %r: %s", label, "drop" if rule.status is None else rule.status)
-                    return Rule(rule.status, 1, rule.match, rule.retry_after)
+                    return dataclasses.replace(rule, remaining=1)
             return None

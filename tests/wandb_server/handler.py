@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 from . import graphql, testapi
+from .faults import Rule
 from .store import DeletedRunError
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class Handler(BaseHTTPRequestHandler):
     # Idle keep-alive connections are closed after this, so stopped servers do not pin threads.
     timeout = 60
     app: "WandbTestServer"  # set on the subclass the server creates
+    _pending_fault: Optional[Rule] = None
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -64,29 +66,28 @@ class Handler(BaseHTTPRequestHandler):
         if self.app.faults.down:
             self.reset()
             return
-        if not self._apply_faults("{} {}".format(path, op).strip()):
+        latency = self.app.faults.latency
+        if latency:
+            time.sleep(latency)
+        rule = self.app.faults.take("{} {}".format(path, op).strip(), body)
+        if rule is not None and not rule.after_processing:
+            self._send_fault(rule)
             return
+        # An after-processing fault lets the request take effect, then replaces the response: the
+        # client believes it failed and retries what the server already has.
+        self._pending_fault = rule
         if not path.startswith("/_storage/") and not self._authorized():
             self.send_json(401, {"errors": [{"message": "invalid API key (401 Unauthorized)"}]})
             return
         self._route(path, body, gql_body)
 
-    def _apply_faults(self, label: str) -> bool:
-        """Given the request label, sleep the latency and apply a pending fault; False if one fired."""
-        latency = self.app.faults.latency
-        if latency:
-            time.sleep(latency)
-        rule = self.app.faults.take(label)
-        if rule is None:
-            return True
+    def _send_fault(self, rule: Rule) -> None:
         if rule.status is None:
             self.reset()
-        else:
-            headers = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else {}
-            self.send_json(
-                rule.status, {"errors": [{"message": "injected fault {}".format(rule.status)}]}, headers
-            )
-        return False
+            return
+        headers = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else {}
+        message = {"errors": [{"message": "injected fault {}".format(rule.status)}]}
+        self._write_json(rule.status, message, headers)
 
     def _authorized(self) -> bool:
         # The SDK sends HTTP Basic auth with user "api" and the API key as password.
@@ -168,6 +169,14 @@ class Handler(BaseHTTPRequestHandler):
             return None
 
     def send_json(self, status: int, payload: Any, headers: Optional[Dict[str, str]] = None) -> None:
+        """Given a status and a JSON payload, answer with it (or with the pending after-processing fault)."""
+        rule, self._pending_fault = self._pending_fault, None
+        if rule is not None:
+            self._send_fault(rule)
+        else:
+            self._write_json(status, payload, headers)
+
+    def _write_json(self, status: int, payload: Any, headers: Optional[Dict[str, str]] = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

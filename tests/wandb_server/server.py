@@ -111,18 +111,32 @@ class WandbTestServer:
 
     # ---- faults ------------------------------------------------------------------------------
     def inject(
-        self, status: int, count: int = 1, match: str = "", retry_after: Optional[float] = None
+        self,
+        status: int,
+        count: int = 1,
+        match: str = "",
+        retry_after: Optional[float] = None,
+        after_processing: bool = False,
+        body_match: str = "",
     ) -> None:
         """Given a status (500, 429, ...), answer the next `count` requests matching `match` with it.
 
         `match` is a substring of "<path> <GraphQL operation>", e.g. "UpsertBucket", "file_stream",
         "/_storage/"; "" matches every W&B request. `retry_after` adds a Retry-After header.
+        after_processing=True applies the request first and only then fails its response, so the
+        client retries something the server already has (the duplicate-row scenario).
+        `body_match` narrows it to requests whose body contains that text ("wandb-history.jsonl").
         """
-        self.faults.inject(status, count, match, retry_after)
+        self.faults.inject(status, count, match, retry_after, after_processing, body_match)
 
-    def drop_connections(self, count: int = 1, match: str = "") -> None:
-        """Given a count, reset the next `count` matching connections without sending a response."""
-        self.faults.drop_connections(count, match)
+    def drop_connections(
+        self, count: int = 1, match: str = "", after_processing: bool = False, body_match: str = ""
+    ) -> None:
+        """Given a count, reset the next `count` matching connections without sending a response.
+
+        after_processing=True: the request takes effect, then its connection is reset.
+        """
+        self.faults.drop_connections(count, match, after_processing, body_match)
 
     def set_latency(self, seconds: float) -> None:
         """Given seconds (0..30), delay every W&B request by that much before answering it."""

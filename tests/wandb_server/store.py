@@ -57,6 +57,9 @@ class RunRecord:
     summary: Dict[str, Any] = field(default_factory=dict)
     # Streamed files, one slot per line index (None = a gap the client has not filled yet).
     lines: Dict[str, List[Optional[str]]] = field(default_factory=dict)
+    # Lines received per streamed file, counting re-sent ones: more than the line count proves the
+    # client retried a chunk (and the offsets kept it from duplicating rows).
+    lines_received: Dict[str, int] = field(default_factory=dict)
     files: Dict[str, bytes] = field(default_factory=dict)
     artifacts: List[Dict[str, Any]] = field(default_factory=list)
     state: str = "running"
@@ -173,12 +176,15 @@ class Store:
     def find(
         self, run_id: str, project: Optional[str] = None, entity: Optional[str] = None
     ) -> Optional[RunRecord]:
-        """Given a run id (and optional project/entity filters), return the most recently updated match."""
+        """Given a run id (and optional project/entity filters), return the latest-updated live match."""
         with self._lock:
             matches = [
                 r
                 for r in self._runs.values()
-                if r.run_id == run_id and project in (None, r.project) and entity in (None, r.entity)
+                if r.run_id == run_id
+                and not r.deleted
+                and project in (None, r.project)
+                and entity in (None, r.entity)
             ]
             if not matches:
                 return None
@@ -212,6 +218,7 @@ class Store:
 
     @staticmethod
     def _write_chunk(run: RunRecord, name: str, offset: int, content: List[str]) -> None:
+        run.lines_received[name] = run.lines_received.get(name, 0) + len(content)
         if name == SUMMARY_FILE:
             # The summary is sent whole each time; the last line is the latest state.
             if content:

@@ -3,8 +3,10 @@
   GET  /_test/health    -> {"ok": true}
   GET  /_test/runs      -> {"runs": [run JSON with history/summary/config/...]} (RunRecord.to_json)
   GET  /_test/requests  -> {"requests": [[method, path, graphql operation], ...]}
-  POST /_test/faults    <- {"inject": {status, count, match, retry_after} or a list of them,
-                            "drop": {count, match}, "latency": seconds, "down": bool,
+  POST /_test/faults    <- {"inject": {status, count, match, retry_after, after_processing,
+                                       body_match} or a list of them,
+                            "drop": {count, match, after_processing, body_match},
+                            "latency": seconds, "down": bool,
                             "clear": bool, "reset_requests": bool}
   POST /_test/delete    <- {"run_id": ..., "project": ..., "entity": ...}
 These need no auth and are never faulted, so a test can always reach them; "down" here only makes
