@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 
 import wandb
@@ -95,3 +96,53 @@ def test_server_test_endpoints_serve_runs_and_health(wandb_server):
     with urllib.request.urlopen(wandb_server.url + "/_test/runs", timeout=10) as response:
         runs = json.load(response)["runs"]
     assert [(r["run_id"], r["config"], r["history"][0]["m"]) for r in runs] == [("r-http", {"k": "v"}, 1.5)]
+
+
+def log_checkpoints(run_id, checkpoints):
+    """Given checkpoint steps, log them the uploader's way: `checkpoint_step` as the step metric."""
+    run = start_run(run_id)
+    run.define_metric("checkpoint_step")
+    run.define_metric("eval/*", step_metric="checkpoint_step")
+    for step in checkpoints:
+        run.log({"checkpoint_step": step, "eval/hr": step / 1000})
+    run.summary["last_step"] = checkpoints[-1]
+    return run
+
+
+def test_server_resume_keeps_summary_and_lands_late_checkpoint(wandb_server):
+    run = log_checkpoints("r-late", [200, 300])
+    run.summary["best_hr"] = 0.3
+    run.finish()
+    log_checkpoints("r-late", [100]).finish()
+
+    record = wandb_server.run("r-late")
+    assert [(row["_step"], row["checkpoint_step"]) for row in record.history] == [
+        (0, 200),
+        (1, 300),
+        (2, 100),
+    ]
+    # The resumed SDK started from the server's summary, so keys of the first session survive.
+    assert record.summary["best_hr"] == 0.3 and record.summary["last_step"] == 100
+
+
+def test_server_parallel_runs_in_threads_stay_separate(wandb_server):
+    def worker(index):
+        run = wandb.init(
+            project="proj",
+            id="r-par-{}".format(index),
+            reinit="create_new",
+            settings=wandb.Settings(**SETTINGS),
+        )
+        for value in range(5):
+            run.log({"v": value * index})
+        run.finish()
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=240)
+    for index in range(4):
+        assert [row["v"] for row in wandb_server.run("r-par-{}".format(index)).history] == [
+            value * index for value in range(5)
+        ]
