@@ -3,7 +3,8 @@
 Measured SDK behaviour these tests pin down (quirks: tests/wandb_server/README.md):
 - 5xx/429 and reset connections are retried (GraphQL and file_stream), 429 honours Retry-After;
 - 401 is not retried: init fails at once;
-- 409 on UpsertBucket IS retried until init_timeout, then init raises CommError with the message.
+- 409 on UpsertBucket IS retried until init_timeout, then init raises CommError with the message;
+- finish_timeout alone returns normally; finish_timeout_raises=True raises TimeoutError.
 """
 
 from __future__ import annotations
@@ -111,3 +112,25 @@ def test_faults_wrong_api_key_init_fails_with_401(wandb_server):
     with pytest.raises(CommError, match="401"):
         wandb.init(project="proj", id="r-auth", resume="allow", settings=wandb.Settings(init_timeout=30))
     assert wandb_server.run("r-auth") is None
+
+
+def test_faults_finish_timeout_while_down_loses_unsent_rows_unless_raised(wandb_server):
+    # Quirk: finish_timeout alone makes finish() return normally after the timeout (data stays on
+    # local disk only); finish_timeout_raises=True is needed to learn that the upload failed.
+    settings = wandb.Settings(init_timeout=30, finish_timeout=3, finish_timeout_raises=True)
+    run = wandb.init(project="proj", id="r-fin", resume="allow", settings=settings)
+    wandb_server.set_down(True)
+    for index in range(3):
+        run.log({"x": index})
+    with pytest.raises(TimeoutError):
+        run.finish()
+    wandb_server.set_down(False)
+    assert wandb_server.run("r-fin").history == []
+    assert wandb_server.run("r-fin").state == "running"
+
+    # The unsent rows are not re-sent by a resumed run: it starts where the server's history ends.
+    run = wandb.init(project="proj", id="r-fin", resume="allow", settings=wandb.Settings(**SETTINGS))
+    assert run.starting_step == 0
+    run.log({"x": 99})
+    run.finish()
+    assert xs(wandb_server, "r-fin") == [99]
