@@ -22,10 +22,10 @@ from typing import Dict, List, Optional, Sequence
 import paramiko
 from tenacity import Retrying
 
+from local.download import download_resumable
 from local.errors import PermanentError, TransientError, UserError
 from local.ledger import load_ledger
-from local.sftp import ConnectionParams, SftpSession, download_resumable
-from local.unpack import sha256_file
+from local.sftp import ConnectionParams, SftpSession
 from remote import outbox
 from remote.fsutil import exclusive_lock, fsync_dir, now_iso, write_json_atomic
 
@@ -191,10 +191,11 @@ def fetch_verified(session: SftpSession, options: PullOptions, record: outbox.Bu
     part = os.path.join(options.inbox, record.name + PART_SUFFIX)
     fetched = 0
     for attempt in range(1, CORRUPT_ATTEMPTS + 1):
-        fetched += session.run(
+        result = session.run(
             "download {}".format(record.name), lambda s: download_resumable(s, remote_path, part, record.size)
         )
-        if os.path.getsize(part) == record.size and sha256_file(part) == record.sha256:
+        fetched += result.fetched
+        if result.size == record.size and result.sha256 == record.sha256:
             os.replace(part, os.path.join(options.inbox, record.name))
             fsync_dir(options.inbox)
             return fetched

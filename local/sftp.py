@@ -30,11 +30,10 @@ from local.errors import PermanentError, TransientError, UserError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Small reads: paramiko joins prefetched 32 KiB blocks per read() call, and what one read() has
-# gathered is lost if the connection breaks inside it, so resume points stay fine-grained.
-READ_BLOCK = 64 * 1024
-# Bounded read-ahead: enough requests in flight to hide round trips, not the whole file in RAM.
-PREFETCH_REQUESTS = 128
+# Channel tuning measured in bench/pull.md: an 8 MiB window and 128 KiB packets roughly double
+# paramiko's throughput over its 2 MiB / 32 KiB defaults (fewer, larger packets through Python).
+WINDOW = 8 * 1024 * 1024
+MAX_PACKET = 128 * 1024
 TRANSIENT_ERRNOS = {
     errno.ECONNREFUSED,
     errno.ECONNRESET,
@@ -238,7 +237,13 @@ class SftpSession:
                 "connecting to %s as %r (attempt %d)", self.params.endpoint, self.params.user, self.connects
             )
             self._client = open_client(self.params)
-            self._sftp = self._client.open_sftp()
+            transport = self._client.get_transport()
+            sftp = paramiko.SFTPClient.from_transport(
+                transport, window_size=WINDOW, max_packet_size=MAX_PACKET
+            )
+            if sftp is None:
+                raise ConnectionLostError("could not open an SFTP channel on {}".format(self.params.endpoint))
+            self._sftp = sftp
             self._sftp.get_channel().settimeout(self.params.timeout)
         return self._sftp
 
@@ -280,36 +285,3 @@ class SftpSession:
                     self.params.endpoint, self.params.port, self.params.user, self.params.host
                 ),
             )
-
-
-def download_resumable(sftp: paramiko.SFTPClient, remote_path: str, part_path: str, size: int) -> int:
-    """Given a remote file of known size, append what ``part_path`` lacks; return the bytes fetched."""
-    offset = os.path.getsize(part_path) if os.path.exists(part_path) else 0
-    if offset > size:
-        os.truncate(part_path, 0)
-        offset = 0
-    remote_size = sftp.stat(remote_path).st_size
-    if remote_size != size:
-        raise TransientError(
-            "remote {} is {} bytes but the outbox index says {}".format(remote_path, remote_size, size),
-            "the outbox may be mid-update or damaged; pull again later, or repack with --full",
-        )
-    if offset == size:
-        return 0
-    if offset:
-        log.info("resuming %s at byte %d of %d", os.path.basename(remote_path), offset, size)
-    with sftp.open(remote_path, "rb") as remote, open(part_path, "ab") as out:
-        remote.seek(offset)
-        remote.prefetch(size, max_concurrent_requests=PREFETCH_REQUESTS)
-        fetched = 0
-        try:
-            while offset + fetched < size:
-                block = remote.read(min(READ_BLOCK, size - offset - fetched))
-                if not block:
-                    raise EOFError("remote file ended at byte {}".format(offset + fetched))
-                out.write(block)
-                fetched += len(block)
-        finally:
-            out.flush()
-            os.fsync(out.fileno())
-    return fetched
