@@ -11,7 +11,6 @@ With ``results_root``, pull also acknowledges what the ledger says was applied.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from local.download import download_resumable
 from local.errors import PermanentError, TransientError, UserError
 from local.ledger import load_ledger
 from local.sftp import ConnectionParams, SftpSession
+from local.unpack import sha256_file
 from remote import outbox
 from remote.fsutil import exclusive_lock, fsync_dir, now_iso, write_json_atomic
 
@@ -175,10 +175,35 @@ def write_ack(
 def _is_verified(
     options: PullOptions, record: outbox.BundleRecord, state: Dict[str, Dict[str, object]]
 ) -> bool:
-    """Given a planned bundle, say whether the inbox already holds it verified."""
-    entry = state.get(record.name)
+    """Given a planned bundle, say whether the inbox already holds it verified.
+
+    A final-named file the state does not list (a crash between rename and state save) is
+    hashed once rather than downloaded again.
+    """
     path = os.path.join(options.inbox, record.name)
-    return bool(entry and entry.get("sha256") == record.sha256 and os.path.isfile(path))
+    if not os.path.isfile(path):
+        return False
+    entry = state.get(record.name)
+    if entry is not None:
+        return entry.get("sha256") == record.sha256
+    if os.path.getsize(path) == record.size and sha256_file(path) == record.sha256:
+        state[record.name] = {"seq": record.seq, "sha256": record.sha256, "size": record.size}
+        return True
+    os.unlink(path)  # not what the index describes: never let unpack see it
+    return False
+
+
+def _drop_stale_parts(inbox: str, chain: Sequence[outbox.BundleRecord]) -> None:
+    """Given the bundles still wanted, delete partial downloads of any other bundle (disk space)."""
+    wanted = {record.name + PART_SUFFIX for record in chain}
+    for name in os.listdir(inbox):
+        if (
+            name.endswith(PART_SUFFIX)
+            and name not in wanted
+            and outbox.parse_bundle_name(name[: -len(PART_SUFFIX)])
+        ):
+            log.info("removing stale partial download %s", name)
+            os.unlink(os.path.join(inbox, name))
 
 
 def fetch_verified(session: SftpSession, options: PullOptions, record: outbox.BundleRecord) -> int:
@@ -227,6 +252,7 @@ def _sync(session: SftpSession, options: PullOptions, report: PullReport) -> Non
     if chain and chain[0].seq != have + 1:
         report.restarted_from_full = True
         log.warning("local side is at seq %d; continuing from full bundle %s", have, chain[0].name)
+    _drop_stale_parts(options.inbox, chain)
     for record in chain:
         if _is_verified(options, record, state):
             report.present.append(record.name)
@@ -247,17 +273,13 @@ def pull(options: PullOptions, retrying: Optional[Retrying] = None) -> PullRepor
     check_consumer(options.consumer)
     os.makedirs(options.inbox, exist_ok=True)
     report = PullReport()
-    with (
-        exclusive_lock(os.path.join(options.inbox, LOCK_NAME), "pull"),
-        SftpSession(options.params, retrying) as s,
-    ):
+    lock = exclusive_lock(os.path.join(options.inbox, LOCK_NAME), "pull")
+    with lock, SftpSession(options.params, retrying) as session:
         try:
-            _sync(s, options, report)
+            _sync(session, options, report)
         except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.EACCES, None):
-                raise
             raise UserError(
-                "remote outbox {} on {}: {}".format(options.remote_outbox, options.params.endpoint, exc),
-                "check --remote-outbox and the remote user's permissions",
+                "pull from {}:{} failed: {}".format(options.params.endpoint, options.remote_outbox, exc),
+                "check --remote-outbox, the remote user's permissions and free space in the inbox",
             )
     return report

@@ -181,7 +181,10 @@ def open_client(params: ConnectionParams) -> paramiko.SSHClient:
     pkey = load_private_key(params)
     client = paramiko.SSHClient()
     if os.path.exists(params.known_hosts_path):
-        client.get_host_keys().load(params.known_hosts_path)
+        try:
+            client.get_host_keys().load(params.known_hosts_path)
+        except (OSError, paramiko.SSHException, ValueError) as exc:
+            raise UserError("known_hosts {} is unreadable ({})".format(params.known_hosts_path, exc))
     accept_new = params.accept_new_host_key
     client.set_missing_host_key_policy(
         _AcceptNew(params.known_hosts_path) if accept_new else _RejectUnknown()

@@ -114,3 +114,27 @@ def test_pull_cli_corrupt_remote_bundle_exits_transient(
     assert [line for line in err.splitlines() if line.startswith("Error:")] == [
         "Error: {} failed SHA-256 verification 3 times; nothing of it was applied".format(record.name)
     ]
+
+
+def test_pull_verified_file_missing_from_state_is_not_downloaded_again(
+    tmp_path: Path, sshd: SshServer
+) -> None:
+    """A crash between the rename and the state save: the file is hashed, not fetched again."""
+    record = publish_random_bundle(tmp_path / "outbox", 64 * 1024)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / record.name).write_bytes((tmp_path / "outbox" / record.name).read_bytes())
+    (inbox / (outbox.bundle_name(9, "delta") + ".part")).write_bytes(b"stale")
+    report = pull(options(tmp_path, sshd, sshd.port), FAST)
+    assert (report.downloaded, report.present, report.bytes_transferred) == ([], [record.name], 0)
+    assert sorted(p.name for p in inbox.iterdir() if not p.name.startswith(".")) == [record.name]
+
+
+def test_pull_final_file_with_wrong_content_is_replaced(tmp_path: Path, sshd: SshServer) -> None:
+    record = publish_random_bundle(tmp_path / "outbox", 64 * 1024)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / record.name).write_bytes(b"\0" * record.size)
+    report = pull(options(tmp_path, sshd, sshd.port), FAST)
+    assert report.downloaded == [record.name]
+    assert hashlib.sha256((inbox / record.name).read_bytes()).hexdigest() == record.sha256
