@@ -260,12 +260,16 @@ class SftpSession:
         """Given an operation, run it once; on a broken connection, drop it so the retry reconnects."""
         try:
             return operation(self.sftp())
-        except BaseException as exc:
+        except Exception as exc:
             transport = self._client.get_transport() if self._client else None
             dead = transport is None or not transport.is_active()
             self.close()
             if dead and not is_transient(exc) and not isinstance(exc, UserError):
+                # paramiko reports some drops as plain IOError; a dead transport says what it was.
                 raise ConnectionLostError("connection to {} lost ({!r})".format(self.params.endpoint, exc))
+            raise
+        except BaseException:
+            self.close()
             raise
 
     def run(self, what: str, operation: Callable[[paramiko.SFTPClient], T]) -> T:

@@ -230,7 +230,10 @@ def apply_bundle(results_root: str, bundle: BundleFile, ledger: Ledger, limits: 
     try:
         contents = validate_bundle(bundle.path, limits)
     except UnsafeBundleError as exc:
-        raise UserError("bundle {} refused, nothing written: {}".format(bundle.name, exc))
+        raise UserError(
+            "bundle {} refused, nothing written: {}".format(bundle.name, exc),
+            "delete {} and publish a full bundle: python -m remote pack --full".format(bundle.path),
+        )
     check_targets(results_root, contents)
     if MANIFEST_NAME not in contents.files:
         log.warning("bundle %s has no manifest; the results root keeps its current one", bundle.name)

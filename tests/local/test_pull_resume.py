@@ -7,7 +7,6 @@ import io
 import os
 import tarfile
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from tenacity import wait_none
@@ -41,14 +40,6 @@ def publish_random_bundle(directory: Path, payload_bytes: int = PAYLOAD_BYTES) -
     return record
 
 
-@pytest.fixture
-def relays() -> Iterator[list]:
-    made: list = []
-    yield made
-    for relay in made:
-        relay.close()
-
-
 def options(tmp_path: Path, sshd: SshServer, port: int) -> PullOptions:
     known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts", port)
     return PullOptions(
@@ -56,13 +47,10 @@ def options(tmp_path: Path, sshd: SshServer, port: int) -> PullOptions:
     )
 
 
-def test_pull_cut_mid_download_resumes_from_partial_file(
-    tmp_path: Path, sshd: SshServer, relays: list
-) -> None:
+def test_pull_cut_mid_download_resumes_from_partial_file(tmp_path: Path, sshd: SshServer) -> None:
     record = publish_random_bundle(tmp_path / "outbox")
-    relay = Relay(sshd.host, sshd.port, cut_after=record.size // 2, cuts_left=1)
-    relays.append(relay)
-    report = pull(options(tmp_path, sshd, relay.port), FAST)
+    with Relay(sshd.host, sshd.port, cut_after=record.size // 2, cuts_left=1) as relay:
+        report = pull(options(tmp_path, sshd, relay.port), FAST)
     assert report.downloaded == [record.name]
     first, second = relay.connections
     assert first.cut and not second.cut

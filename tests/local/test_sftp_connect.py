@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 from pathlib import Path
-from typing import Iterator, List
+from typing import List
 
 import pytest
 from tenacity import stop_after_attempt, wait_none
@@ -18,14 +18,6 @@ from tests.fixtures.relay import Relay
 from tests.fixtures.sshd import SshServer, free_port
 
 FAST = SFTP_RETRY.copy(wait=wait_none())
-
-
-@pytest.fixture
-def relays() -> Iterator[List[Relay]]:
-    made: List[Relay] = []
-    yield made
-    for relay in made:
-        relay.close()
 
 
 def pull_with(tmp_path: Path, params: ConnectionParams, retrying=FAST):
@@ -88,14 +80,13 @@ def test_sftp_accept_new_pins_unknown_key_then_strict_works(tmp_path: Path, sshd
 
 
 def test_sftp_wrong_user_key_fails_fast_without_retries(
-    tmp_path: Path, sshd: SshServer, other_key: Path, relays: List[Relay]
+    tmp_path: Path, sshd: SshServer, other_key: Path
 ) -> None:
-    relay = Relay(sshd.host, sshd.port)
-    relays.append(relay)
-    known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts", relay.port)
-    with pytest.raises(PermanentError, match="authentication as"):
-        pull_with(tmp_path, sshd.params(known_hosts, relay.port, identity=other_key))
-    assert len(relay.connections) == 1  # one connection: no retry storm
+    with Relay(sshd.host, sshd.port) as relay:
+        known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts", relay.port)
+        with pytest.raises(PermanentError, match="authentication as"):
+            pull_with(tmp_path, sshd.params(known_hosts, relay.port, identity=other_key))
+        assert len(relay.connections) == 1  # one connection: no retry storm
 
 
 def test_sftp_unreachable_host_retries_then_transient_error(
