@@ -176,9 +176,8 @@ def _host_key_error(params: ConnectionParams, exc: paramiko.SSHException) -> Per
     )
 
 
-def open_client(params: ConnectionParams) -> paramiko.SSHClient:
-    """Given connection params, return a connected, host-verified, authenticated SSH client."""
-    pkey = load_private_key(params)
+def _verifying_client(params: ConnectionParams) -> paramiko.SSHClient:
+    """Given connection params, return an unconnected client that checks the pinned host keys."""
     client = paramiko.SSHClient()
     if os.path.exists(params.known_hosts_path):
         try:
@@ -189,6 +188,13 @@ def open_client(params: ConnectionParams) -> paramiko.SSHClient:
     client.set_missing_host_key_policy(
         _AcceptNew(params.known_hosts_path) if accept_new else _RejectUnknown()
     )
+    return client
+
+
+def open_client(params: ConnectionParams) -> paramiko.SSHClient:
+    """Given connection params, return a connected, host-verified, authenticated SSH client."""
+    pkey = load_private_key(params)
+    client = _verifying_client(params)
     try:
         client.connect(
             params.host,
@@ -201,17 +207,15 @@ def open_client(params: ConnectionParams) -> paramiko.SSHClient:
             banner_timeout=params.timeout,
             auth_timeout=params.timeout,
         )
-    except (paramiko.BadHostKeyException, UnknownHostKeyError) as exc:
+    except BaseException as exc:
         client.close()
-        raise _host_key_error(params, exc)
-    except paramiko.AuthenticationException:
-        client.close()
-        raise PermanentError(
-            "authentication as {!r} on {} failed".format(params.user, params.endpoint),
-            "add the public key (ssh-keygen -y -f IDENTITY) to that user's ~/.ssh/authorized_keys",
-        )
-    except BaseException:
-        client.close()
+        if isinstance(exc, (paramiko.BadHostKeyException, UnknownHostKeyError)):
+            raise _host_key_error(params, exc)
+        if isinstance(exc, paramiko.AuthenticationException):
+            raise PermanentError(
+                "authentication as {!r} on {} failed".format(params.user, params.endpoint),
+                "add the public key (ssh-keygen -y -f IDENTITY) to that user's ~/.ssh/authorized_keys",
+            )
         raise
     return client
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -147,3 +150,29 @@ def test_pull_cli_missing_remote_outbox_is_usage_error(sides: Sides, capsys: pyt
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("Error:") == 1 and "/nonexistent/outbox" in err
+
+
+def test_pull_and_unpack_as_processes_configured_by_environment(sides: Sides) -> None:
+    """How compose runs them: ``python -m local ...`` with every setting from the environment."""
+    sides.pack()
+    server = sides.server
+    env = dict(os.environ)
+    env.update(
+        PULL_HOST=server.host,
+        PULL_PORT=str(server.port),
+        PULL_USER=server.user,
+        PULL_IDENTITY=str(server.user_key),
+        PULL_KNOWN_HOSTS=str(sides.known_hosts),
+        PULL_REMOTE_OUTBOX=str(sides.outbox),
+        PULL_INBOX=str(sides.inbox),
+        PULL_CONSUMER=CONSUMER,
+        RESULTS_ROOT=str(sides.local),
+    )
+    for command in ("pull", "unpack", "pull"):
+        done = subprocess.run(
+            [sys.executable, "-m", "local", command], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    assert "acked seq 1" in done.stdout
+    assert visible_tree(sides.local) == visible_tree(sides.remote)
+    assert sides.ack() == 1
