@@ -7,9 +7,10 @@ VPY := $(VENV)/bin/python
 RESULTS_ROOT ?= ./results
 OUTBOX ?= ./outbox
 PACK_ARGS ?=
+STATE_DIR ?= state/wandb_eval_uploader
 
 .DEFAULT_GOAL := help
-.PHONY: help venv prepare-manifest remote-pack lint typecheck vermin check test bench-remote
+.PHONY: help venv demo status prepare-manifest remote-pack lint typecheck vermin check test bench-remote
 
 help: ## show the targets and what they do
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -21,6 +22,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed ## create .venv with the local role and the dev tools
+
+demo: $(VENV)/.installed ## the whole job on built-in sample data (W&B offline unless WANDB_API_KEY is set)
+	$(VPY) -m local demo --workdir .demo
+
+status: $(VENV)/.installed ## per model: run id, checkpoints uploaded, last step, failures
+	$(VPY) -m local status --results-root $(RESULTS_ROOT) --state-dir $(STATE_DIR)
 
 prepare-manifest: ## (training machine) write RESULTS_ROOT/.wandb_eval_manifest.json
 	$(PYTHON) -m remote prepare-manifest --results-root $(RESULTS_ROOT) \

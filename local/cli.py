@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from typing import List, Optional
@@ -17,7 +16,13 @@ from local.errors import EXIT_BUSY, UserError
 from local.logsetup import configure_logging
 from remote.fsutil import LockHeldError
 
-COMMAND_MODULES = ("local.pull_command", "local.unpack_command", "local.upload_command")
+COMMAND_MODULES = (
+    "local.pull_command",
+    "local.unpack_command",
+    "local.upload_command",
+    "local.status_command",
+    "local.demo_command",
+)
 
 EPILOG = """\
 exit codes: 0 ok, 1 some item failed, 2 usage/config error, 3 transient failure after
@@ -37,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--log-level", default=os.environ.get("LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING (env LOG_LEVEL)"
+        "--log-level",
+        default=os.environ.get("LOG_LEVEL", "INFO"),
+        help="DEBUG, INFO, WARNING (env LOG_LEVEL)",
     )
     parser.add_argument(
         "--log-format",
@@ -67,6 +74,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print_error("interrupted", "")
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` or similar that stopped reading: not an error of ours.
+        sys.stderr.close()
+        return 0
 
 
 def print_error(message: str, hint: str) -> None:

@@ -1,0 +1,39 @@
+"""demo: the README's first command works on a fresh machine with no W&B account."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from local.cli import main
+from remote.sample import SAMPLE_MODELS
+
+
+def test_demo_uploads_every_sample_checkpoint_then_only_the_new_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    workdir = tmp_path / "demo"
+    assert main(["demo", "--workdir", str(workdir)]) == 0
+    out = capsys.readouterr().out
+    total = sum(len(steps) for _, steps in SAMPLE_MODELS) + 1  # + the metrics.tsv-only checkpoint
+    assert "uploaded {} checkpoints to W&B (6 runs opened)".format(total) in out
+    assert "uploaded 1 checkpoints to W&B (1 runs opened)" in out
+    assert "uploaded 0 checkpoints to W&B (0 runs opened)" in out
+    assert len(list((workdir / "local" / "wandb").glob("offline-run-*/run-*.wandb"))) == 7
+    first = SAMPLE_MODELS[0][0]
+    assert any(
+        line.startswith(first) and line.split()[2] == str(len(SAMPLE_MODELS[0][1]) + 1)
+        for line in out.splitlines()
+    )
+
+
+def test_demo_refuses_to_delete_a_directory_it_did_not_make(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    assert main(["demo", "--workdir", str(tmp_path)]) != 0
+    assert (tmp_path / "precious.txt").exists()
+    assert "is not a demo directory" in capsys.readouterr().err
