@@ -134,3 +134,18 @@ def test_faults_finish_timeout_while_down_loses_unsent_rows_unless_raised(wandb_
     run.log({"x": 99})
     run.finish()
     assert xs(wandb_server, "r-fin") == [99]
+
+
+def test_faults_failed_init_blocks_same_run_id_until_teardown(wandb_server):
+    # Quirk: a timed-out wandb.init leaves its stream registered in wandb-core, so a retry with the
+    # same id in the same process fails at once ("run ID ... is in use") until wandb.teardown().
+    wandb_server.set_down(True)
+    with pytest.raises(CommError):
+        wandb.init(project="proj", id="r-again", resume="allow", settings=wandb.Settings(init_timeout=3))
+    wandb_server.set_down(False)
+    # ServerResponseError (wandb.sdk.mailbox) is a plain Exception, not a wandb.Error.
+    with pytest.raises(Exception, match="is in use"):
+        wandb.init(project="proj", id="r-again", resume="allow", settings=wandb.Settings(**SETTINGS))
+    wandb.teardown()
+    log_rows("r-again", count=1)
+    assert xs(wandb_server, "r-again") == [0]
