@@ -10,7 +10,6 @@ With ``results_root``, pull also acknowledges what the ledger says was applied.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -21,15 +20,19 @@ from typing import Dict, List, Optional, Sequence
 import paramiko
 from tenacity import Retrying
 
+from local.ack import ack_if_needed, check_consumer, write_ack
 from local.download import download_resumable
 from local.errors import PermanentError, TransientError, UserError
 from local.ledger import load_ledger
 from local.sftp import ConnectionParams, SftpSession
 from local.unpack import sha256_file
 from remote import outbox
-from remote.fsutil import exclusive_lock, fsync_dir, now_iso, write_json_atomic
+from remote.fsutil import exclusive_lock, fsync_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
+
+# write_ack is re-exported: the `once` command acks right after unpack through local.pull.
+__all__ = ["PullOptions", "PullReport", "check_consumer", "plan_downloads", "pull", "write_ack"]
 
 STATE_NAME = ".pull-state.json"
 STATE_VERSION = 1
@@ -117,61 +120,6 @@ def read_index(sftp: paramiko.SFTPClient, remote_outbox: str) -> List[outbox.Bun
         raise UserError("remote outbox index is unusable ({})".format(exc), "check the packer on the remote")
 
 
-def read_ack(sftp: paramiko.SFTPClient, remote_outbox: str, consumer: str) -> Optional[outbox.Ack]:
-    """Given an SFTP client, return this consumer's current ack on the remote (None if absent or bad)."""
-    try:
-        with sftp.open(posixpath.join(remote_outbox, outbox.ack_name(consumer)), "rb") as handle:
-            return outbox.parse_ack(json.loads(handle.read().decode("utf-8")))
-    except FileNotFoundError:
-        return None
-    except ValueError as exc:
-        log.warning("replacing unreadable ack of %s (%s)", consumer, exc)
-        return None
-
-
-def put_ack(sftp: paramiko.SFTPClient, remote_outbox: str, consumer: str, applied_seq: int) -> None:
-    """Given an SFTP client, write the ack atomically (temporary hidden name, then POSIX rename)."""
-    directory = posixpath.join(remote_outbox, outbox.ACKS_DIR)
-    with contextlib.suppress(OSError):
-        sftp.mkdir(directory)  # already there is the usual case
-    data = outbox.dumps(outbox.ack_to_json(outbox.Ack(consumer, applied_seq, now_iso())))
-    temporary = posixpath.join(directory, "{}{}.part".format(outbox.TEMP_PREFIX, consumer))
-    with sftp.open(temporary, "wb") as handle:
-        handle.write(data)
-    sftp.posix_rename(temporary, posixpath.join(remote_outbox, outbox.ack_name(consumer)))
-
-
-def ack_if_needed(session: SftpSession, remote_outbox: str, consumer: str, applied_seq: int) -> bool:
-    """Given an open session, write the ack unless the remote already holds this one; say if written."""
-    current = session.run("read the ack", lambda s: read_ack(s, remote_outbox, consumer))
-    if current is not None and current.applied_seq == applied_seq:
-        return False
-    session.run("write the ack", lambda s: put_ack(s, remote_outbox, consumer, applied_seq))
-    log.info("acknowledged bundles up to seq %d as consumer %s", applied_seq, consumer)
-    return True
-
-
-def check_consumer(consumer: str) -> None:
-    """Given a consumer name, raise UserError (before any network traffic) unless the outbox accepts it."""
-    try:
-        outbox.ack_name(consumer)
-    except ValueError as exc:
-        raise UserError(str(exc), "set --consumer / PULL_CONSUMER")
-
-
-def write_ack(
-    params: ConnectionParams,
-    remote_outbox: str,
-    consumer: str,
-    applied_seq: int,
-    retrying: Optional[Retrying] = None,
-) -> bool:
-    """Given connection params, ack ``applied_seq`` for this consumer on the remote; say if written."""
-    check_consumer(consumer)
-    with SftpSession(params, retrying) as session:
-        return ack_if_needed(session, remote_outbox, consumer, applied_seq)
-
-
 def _is_verified(
     options: PullOptions, record: outbox.BundleRecord, state: Dict[str, Dict[str, object]]
 ) -> bool:
@@ -248,6 +196,17 @@ def _sync(session: SftpSession, options: PullOptions, report: PullReport) -> Non
     state = load_state(options.inbox)
     have = _have_seq(options, state)
     records = session.run("read the outbox index", lambda s: read_index(s, options.remote_outbox))
+    if records and records[-1].seq < have:
+        raise PermanentError(
+            "the remote outbox ends at seq {} but the local side is at seq {}: was the outbox reset?".format(
+                records[-1].seq, have
+            ),
+            "to re-sync from its newest full bundle, move {} aside".format(
+                "the results root's .unpack-ledger.json"
+                if options.results_root
+                else "the inbox's .pull-state.json"
+            ),
+        )
     chain = plan_downloads(records, have)
     if chain and chain[0].seq != have + 1:
         report.restarted_from_full = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from tenacity import wait_none
 
 from local.cli import main
+from local.errors import PermanentError
 from local.pull import PullOptions, pull, write_ack
 from local.sftp import SFTP_RETRY
 from local.unpack import unpack_inbox
@@ -176,3 +178,16 @@ def test_pull_and_unpack_as_processes_configured_by_environment(sides: Sides) ->
     assert "acked seq 1" in done.stdout
     assert visible_tree(sides.local) == visible_tree(sides.remote)
     assert sides.ack() == 1
+
+
+def test_pull_outbox_reset_behind_local_side_is_reported(sides: Sides) -> None:
+    sides.pack()
+    sides.cycle()
+    for step in (300, 400):
+        write_checkpoint(sides.remote, "ModelA", step)
+        sides.pack()
+    sides.cycle()  # local side now at seq 3
+    shutil.rmtree(sides.outbox)
+    sides.pack()  # a fresh outbox starts again at seq 1
+    with pytest.raises(PermanentError, match="ends at seq 1 but the local side is at seq 3"):
+        pull(sides.options(sides.local), FAST)
