@@ -18,7 +18,8 @@ DESCRIPTION = """\
 Read the remote outbox index over SFTP and download, in sequence order, the bundles the
 local side lacks (from the newest full bundle when it fell behind the remote's retention).
 Downloads resume after a broken connection and are verified (size, SHA-256) before they
-get their final name in the inbox. Transient network errors are retried with backoff;
+get their final name in the inbox. Transient network errors (refused, reset, timeout, EOF)
+are retried with exponential backoff and jitter, at most 6 attempts or 5 minutes, then exit 3;
 authentication and host-key failures stop at once (exit 4).
 
 The host key must be in --known-hosts (for a port other than 22 the entry is
