@@ -82,7 +82,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     parser.add_argument("--inbox", default=env("PULL_INBOX"), help="local directory for verified bundles")
     parser.add_argument(
-        "--consumer", default=env("PULL_CONSUMER") or default_consumer(), help="name in acks/"
+        "--consumer",
+        default=env("PULL_CONSUMER") or default_consumer(),
+        help="name of this uploader in acks/ (default: the host name; pin it in containers)",
     )
     parser.add_argument(
         "--results-root", default=env("RESULTS_ROOT"), help="ack what its ledger says was applied"
