@@ -139,7 +139,8 @@ def run_resume_status(ctx: Context, variables: Dict[str, Any]) -> Dict[str, Any]
         "config": json.dumps(run.raw_config),
         "tags": run.tags,
         "notes": run.notes,
-        # The SDK refuses to resume when wandbConfig lacks "t" (its telemetry block).
+        # Measured: without "t" (the telemetry block) in wandbConfig the SDK silently ignores the
+        # resume data: starting_step 0, so the next row repeats `_step` 0.
         "wandbConfig": json.dumps({"t": wandb_value.get("t", {})}),
     }
     return {"model": dict(project, bucket=bucket)}

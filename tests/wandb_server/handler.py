@@ -55,6 +55,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- the pipeline ------------------------------------------------------------------------
     def _dispatch(self) -> None:
+        self._pending_fault = None
         path = unquote(urlsplit(self.path).path)
         body = self._read_body()
         if path.startswith("/_test/"):
@@ -63,23 +64,29 @@ class Handler(BaseHTTPRequestHandler):
         gql_body = self._json(body) if path == "/graphql" else None
         op = graphql.operation_name(gql_body) if isinstance(gql_body, dict) else ""
         self.app.record(self.command, path, op)
-        if self.app.faults.down:
-            self.reset()
+        if not self._survives_faults("{} {}".format(path, op).strip(), body):
             return
-        latency = self.app.faults.latency
-        if latency:
-            time.sleep(latency)
-        rule = self.app.faults.take("{} {}".format(path, op).strip(), body)
-        if rule is not None and not rule.after_processing:
-            self._send_fault(rule)
-            return
-        # An after-processing fault lets the request take effect, then replaces the response: the
-        # client believes it failed and retries what the server already has.
-        self._pending_fault = rule
         if not path.startswith("/_storage/") and not self._authorized():
             self.send_json(401, {"errors": [{"message": "invalid API key (401 Unauthorized)"}]})
             return
         self._route(path, body, gql_body)
+
+    def _survives_faults(self, label: str, body: bytes) -> bool:
+        """Given the request, apply down/latency/fault rules; False when the request was answered."""
+        if self.app.faults.down:
+            self.reset()
+            return False
+        latency = self.app.faults.latency
+        if latency:
+            time.sleep(latency)
+        rule = self.app.faults.take(label, body)
+        if rule is not None and not rule.after_processing:
+            self._send_fault(rule)
+            return False
+        # An after-processing fault lets the request take effect, then replaces the response
+        # (send_json picks it up): the client believes it failed and retries what we already have.
+        self._pending_fault = rule
+        return True
 
     def _send_fault(self, rule: Rule) -> None:
         if rule.status is None:
@@ -98,7 +105,7 @@ class Handler(BaseHTTPRequestHandler):
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except ValueError:
             return False
-        return user == "api" and hmac.compare_digest(password, self.app.api_key)
+        return user == "api" and hmac.compare_digest(password.encode(), self.app.api_key.encode())
 
     def _route(self, path: str, body: bytes, gql_body: Optional[Any]) -> None:
         if path == "/graphql" and self.command == "POST":
