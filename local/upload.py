@@ -28,21 +28,15 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import ContextManager, Dict, List, Optional, Sequence, Tuple
 
 from local import plan
 from local.errors import UserError
 from local.metrics import FileSig, MetricsResult, read_metrics, scan_checkpoints
-from local.state import LOCK_NAME, ModelState, StateError, load_state, save_state, state_path
+from local.state import LOCK_NAME, StateError, load_state, save_state, state_path
 from local.upload_report import ModelOutcome, PassReport, UploadOptions
-from local.wandb_writer import (
-    RunSession,
-    WandbPermanentError,
-    WandbTransientError,
-    core_pids_of,
-)
+from local.upload_session import Job, run_isolated
 from remote.fsutil import exclusive_lock, now_iso
 from remote.manifest import ManifestError, ModelEntry, load_manifest
 
@@ -112,12 +106,25 @@ def upload_pass(options: UploadOptions, take_lock: bool = True) -> PassReport:
 
 
 def _run_all(entries: Sequence[ModelEntry], options: UploadOptions) -> List[ModelOutcome]:
+    """Given entries, plan each in this process; upload only those with work, in parallel."""
+    planned = [plan_model(entry, options) for entry in entries]
+    jobs = [(index, job) for index, (_, job) in enumerate(planned) if job is not None]
+    outcomes = [outcome for outcome, _ in planned]
+    if not jobs:
+        return outcomes
     with ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="upload") as pool:
-        return list(pool.map(lambda entry: process_model(entry, options), entries))
+        results = pool.map(lambda pair: run_isolated(pair[1], options), jobs)
+        for (index, _), result in zip(jobs, results):
+            result.failed_steps = outcomes[index].failed_steps
+            outcomes[index] = result
+    return outcomes
 
 
-def process_model(entry: ModelEntry, options: UploadOptions) -> ModelOutcome:
-    """Given one model entry, bring its W&B run up to date; never raises for expected failures."""
+def plan_model(entry: ModelEntry, options: UploadOptions) -> Tuple[ModelOutcome, Optional[Job]]:
+    """Given one model entry, read what is new, record failures, and return the upload job.
+
+    No W&B call here; the job is None when there is nothing to log.
+    """
     outcome = ModelOutcome(entry.model_dir, entry.wandb_run_id)
     path = state_path(options.state_dir, entry.model_dir, entry.wandb_run_id)
     try:
@@ -125,7 +132,7 @@ def process_model(entry: ModelEntry, options: UploadOptions) -> ModelOutcome:
     except StateError as exc:
         outcome.error, outcome.error_kind = "{}; move it away to start over".format(exc), "refused"
         log.error("model %s: %s", entry.model_dir, outcome.error)
-        return outcome
+        return outcome, None
     model_path = os.path.join(options.results_root, entry.model_dir)
     scan = scan_checkpoints(model_path)
     work = plan.classify(_read_wanted(model_path, scan, plan.steps_to_read(scan, state)), state)
@@ -133,15 +140,15 @@ def process_model(entry: ModelEntry, options: UploadOptions) -> ModelOutcome:
     outcome.failed_steps = dict(work.failures)
     if options.disable_wandb:
         outcome.would_upload = sorted(plan.in_flight_steps(state) | {item.step for item in work.items})
-        return outcome
+        return outcome, None
     dirty = plan.record_failures(state, work.failures, now_iso()) | plan.note_seen(state, scan)
     for step, sig in work.touched.items():
         state.files[step], dirty = list(sig), True
     if dirty:
         save_state(path, state)
     if work.items or state.in_flight:
-        _upload(entry, state, path, work.items, options, outcome)
-    return outcome
+        return outcome, Job(entry, path, work.items)
+    return outcome, None
 
 
 def _read_wanted(
@@ -174,117 +181,3 @@ def _log_reads(entry: ModelEntry, work: plan.Classified) -> None:
                 item.step,
                 item.revision,
             )
-
-
-def _upload(
-    entry: ModelEntry,
-    state: ModelState,
-    path: str,
-    new_items: List[plan.Item],
-    options: UploadOptions,
-    outcome: ModelOutcome,
-) -> None:
-    """Given fresh items (and maybe an in-flight record), log them once and confirm them."""
-    if state.in_flight:
-        _settle_orphans(entry, state.in_flight, options.orphan_wait_seconds)
-    try:
-        session = RunSession.open(entry, options.writer)
-    except (WandbTransientError, WandbPermanentError) as exc:
-        _fail(entry, outcome, exc)
-        return
-    outcome.wandb_called = True
-    items = _begin(entry, state, path, session.step, new_items, outcome)
-    try:
-        if items:
-            rows = [plan.history_row(item) for item in items]
-            after = ModelState(entry.model_dir, entry.wandb_run_id, table_rows=list(state.table_rows))
-            plan.mark_processed(after, items)
-            columns, data = plan.table_data(after.table_rows)
-            session.log_rows(rows, {"key": plan.TABLE_KEY, "columns": columns, "data": data})
-            session.set_summary(plan.summary(after.table_rows))
-        else:
-            session.set_summary(plan.summary(state.table_rows))
-        session.finish()
-    except (WandbTransientError, WandbPermanentError) as exc:
-        session.abort()
-        _fail(entry, outcome, exc)
-        return
-    plan.mark_processed(state, items)
-    state.in_flight = None
-    save_state(path, state)
-    outcome.uploaded_steps = sorted(item.step for item in items if not item.revision)
-    outcome.revised_steps = sorted(item.step for item in items if item.revision)
-    log.info("model %s: run %s confirmed %d rows", entry.model_dir, entry.wandb_run_id, len(items))
-
-
-def _begin(
-    entry: ModelEntry,
-    state: ModelState,
-    path: str,
-    run_step: int,
-    new_items: List[plan.Item],
-    outcome: ModelOutcome,
-) -> List[plan.Item]:
-    """Given the opened run's step, settle any in-flight record and write the new one."""
-    leftover: List[plan.Item] = []
-    if state.in_flight:
-        landed, leftover, surplus = plan.recover(state.in_flight, run_step)
-        plan.mark_processed(state, landed)
-        outcome.recovered_steps = sorted(item.step for item in landed)
-        log.info(
-            "model %s: interrupted upload found; %d rows had landed, %d to log again",
-            entry.model_dir,
-            len(landed),
-            len(leftover),
-        )
-        if surplus:
-            log.warning(
-                "model %s: run %s holds %d rows this uploader did not log",
-                entry.model_dir,
-                entry.wandb_run_id,
-                surplus,
-            )
-    flying = {item.step for item in leftover}
-    items = leftover + [item for item in new_items if item.step not in flying]
-    state.in_flight = None
-    if items:
-        state.in_flight = {
-            "start_step": run_step,
-            "pid": os.getpid(),
-            "time": now_iso(),
-            "items": [i.to_json() for i in items],
-        }
-    save_state(path, state)
-    return items
-
-
-def _settle_orphans(entry: ModelEntry, in_flight: Dict, wait_seconds: float) -> None:
-    """Given an in-flight record of a dead uploader, wait (bounded) for its wandb-core to exit."""
-    pid = int(in_flight.get("pid", 0))
-    if not pid or pid == os.getpid():
-        return
-    deadline = time.monotonic() + wait_seconds
-    if core_pids_of(pid):
-        log.info(
-            "model %s: waiting for the killed uploader's wandb-core (parent pid %d) to exit",
-            entry.model_dir,
-            pid,
-        )
-    while core_pids_of(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-
-
-def _fail(entry: ModelEntry, outcome: ModelOutcome, exc: Exception) -> None:
-    if isinstance(exc, WandbPermanentError):
-        outcome.error_kind = "permanent"
-        outcome.error = "model {}, run {}: {}; fix: {}".format(
-            entry.model_dir, entry.wandb_run_id, exc, exc.fix
-        )
-    else:
-        outcome.error_kind = "transient"
-        outcome.error = (
-            "model {}, run {}: W&B unreachable or failing ({}); nothing new marked processed".format(
-                entry.model_dir, entry.wandb_run_id, exc
-            )
-        )
-    log.error("%s", outcome.error)

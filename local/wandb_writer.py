@@ -8,9 +8,10 @@ silent return there would let the caller mark unsent rows processed).
 
 SDK errors are sorted into :class:`WandbPermanentError` (401/403, a deleted run's 409, bad
 arguments: retrying cannot help) and :class:`WandbTransientError` (timeouts, 429, 5xx, refused
-connections). ``wandb.init`` is retried with the named tenacity policy :data:`WANDB_RETRY`;
-log/finish are not retried in-process: the caller keeps the in-flight record and the next
-pass recovers from what the server actually holds.
+connections). Whole session attempts are retried with the named tenacity policy
+:data:`WANDB_RETRY`, each in a fresh process (:mod:`local.upload_session` says why); an attempt
+that failed mid-upload leaves its in-flight record, and the next attempt or pass recovers from
+what the server actually holds.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tenacity import (
     wait_exponential_jitter,
     wait_none,
 )
+from wandb.sdk.mailbox.mailbox_handle import ServerResponseError
 
 from remote.manifest import ModelEntry
 
@@ -49,7 +51,7 @@ class WandbPermanentError(Exception):
         self.fix = fix
 
 
-# Retry policy for opening a run: bounded by attempts and total time, jittered exponential wait.
+# Retry policy for upload session attempts: bounded by attempts and total time, jittered exponential wait.
 WANDB_RETRY = Retrying(
     retry=retry_if_exception_type(WandbTransientError),
     stop=stop_after_attempt(4) | stop_after_delay(600),
@@ -116,7 +118,8 @@ def run_settings(options: WriterOptions) -> wandb.Settings:
 
 def classify_error(exc: BaseException) -> Exception:
     """Given an SDK exception, return the matching transient or permanent error."""
-    text = str(exc) or type(exc).__name__
+    # The SDK appends multi-line advice ("Consider increasing init_timeout"); keep the first line.
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     lowered = text.lower()
     if "deleted" in lowered or "409" in lowered or "conflict" in lowered:
         return WandbPermanentError("W&B says the run was deleted ({})".format(text), DELETED_FIX)
@@ -139,11 +142,11 @@ class RunSession:
 
     @classmethod
     def open(cls, entry: ModelEntry, options: WriterOptions) -> "RunSession":
-        """Given a model entry, open (create or resume) its run, retrying transient failures."""
-        return retry_policy(options)(cls._open_once, entry, options)
+        """Given a model entry, open (create or resume) its run once; raise a sorted error.
 
-    @classmethod
-    def _open_once(cls, entry: ModelEntry, options: WriterOptions) -> "RunSession":
+        Not retried here: after a timed-out init this process's wandb-core still holds the
+        run id, so retries run in a fresh process (see :mod:`local.upload_session`).
+        """
         # The SDK types these as Literals; the CLI restricts them to valid choices.
         resume: Any = options.resume
         mode: Any = options.mode
@@ -162,7 +165,7 @@ class RunSession:
                 reinit="create_new",
                 settings=run_settings(options),
             )
-        except (wandb.errors.Error, TimeoutError, OSError) as exc:
+        except (wandb.errors.Error, ServerResponseError, TimeoutError, OSError) as exc:
             raise classify_error(exc) from exc
         run.define_metric("checkpoint_step")
         run.define_metric("eval/*", step_metric="checkpoint_step")

@@ -1,0 +1,284 @@
+"""One model's upload session, run in its own short-lived process (one per attempt).
+
+Why a process per session: a ``wandb.init`` that timed out (W&B down, a deleted run's 409)
+leaves its stream registered in the SDK's ``wandb-core`` service, so every later
+``wandb.init`` of that run id *in the same process* fails with "run ID is in use", and
+releasing it blocks the service until the server answers. A fresh process per attempt gets
+a fresh ``wandb-core``; the parent can also kill an attempt that overruns its deadline, so
+nothing hangs. Processes come from a forkserver that has already imported wandb, so an
+attempt costs a fork, not an interpreter start. A session process dies with the uploader
+(``PR_SET_PDEATHSIG``), so a killed uploader never leaves a writer behind.
+
+Attempts are retried by the parent with the tenacity policy of :mod:`local.wandb_writer`;
+a retry after a failure mid-upload is simply the recovery path of :mod:`local.upload`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Dict, List, Optional, Tuple
+
+from local import plan
+from local.logsetup import JsonLineFormatter, configure_logging
+from local.state import ModelState, StateError, load_state, save_state
+from local.upload_report import ModelOutcome, UploadOptions
+from local.wandb_writer import (
+    RunSession,
+    WandbPermanentError,
+    WandbTransientError,
+    core_pids_of,
+    retry_policy,
+)
+from remote.fsutil import now_iso
+from remote.manifest import ModelEntry
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+_CONTEXT: Optional[Any] = None
+
+
+@dataclass
+class Job:
+    """One model's upload work: what the parent planned, for a session process to do."""
+
+    entry: ModelEntry
+    state_path: str
+    new_items: List[plan.Item]
+
+
+class _TransientOutcome(WandbTransientError):
+    """An attempt ended with a transient failure; carries its outcome to the retry loop."""
+
+    def __init__(self, outcome: ModelOutcome) -> None:
+        super().__init__(outcome.error or "transient failure")
+        self.outcome = outcome
+
+
+def run_isolated(job: Job, options: UploadOptions) -> ModelOutcome:
+    """Given a job, run session attempts in fresh processes until one is not transient."""
+    recovered: List[int] = []
+
+    def attempt() -> ModelOutcome:
+        outcome = _attempt_in_child(job, options)
+        recovered.extend(outcome.recovered_steps)
+        if outcome.error_kind == "transient":
+            raise _TransientOutcome(outcome)
+        return outcome
+
+    try:
+        outcome = retry_policy(options.writer)(attempt)
+    except _TransientOutcome as exc:
+        outcome = exc.outcome
+    outcome.recovered_steps = sorted(set(recovered))
+    return outcome
+
+
+def _context() -> Any:
+    global _CONTEXT
+    if _CONTEXT is None:
+        _CONTEXT = multiprocessing.get_context("forkserver")
+        _CONTEXT.set_forkserver_preload(["local.upload_session"])
+    return _CONTEXT
+
+
+def _log_config() -> Tuple[str, str]:
+    root = logging.getLogger()
+    json_lines = any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers)
+    return logging.getLevelName(root.level), "json" if json_lines else "text"
+
+
+def _deadline(options: UploadOptions) -> float:
+    writer = options.writer
+    return writer.init_timeout + writer.finish_timeout + options.orphan_wait_seconds + 60.0
+
+
+def _attempt_in_child(job: Job, options: UploadOptions) -> ModelOutcome:
+    """Given a job, run one attempt in a new process; kill it if it overruns its deadline."""
+    ctx = _context()
+    receiver, sender = ctx.Pipe(duplex=False)
+    args = (sender, dict(os.environ), _log_config(), job, options)
+    process = ctx.Process(target=_child_main, args=args, name="upload-" + job.entry.model_dir[:40])
+    process.start()
+    sender.close()
+    try:
+        if receiver.poll(_deadline(options)):
+            return receiver.recv()
+        reason = "upload process exceeded {:.0f} s and was killed".format(_deadline(options))
+    except EOFError:
+        reason = "upload process died (exit code {})".format(process.exitcode)
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.join()
+        receiver.close()
+    entry = job.entry
+    outcome = ModelOutcome(entry.model_dir, entry.wandb_run_id, error_kind="transient")
+    outcome.error = "model {}, run {}: {}".format(entry.model_dir, entry.wandb_run_id, reason)
+    log.error("%s", outcome.error)
+    return outcome
+
+
+def _child_main(
+    conn: Connection, env: Dict[str, str], log_config: Tuple[str, str], job: Job, options: UploadOptions
+) -> None:
+    """Session process entry: die with the parent, run the session, send the outcome, exit."""
+    _die_with_parent()
+    os.environ.clear()
+    os.environ.update(env)
+    configure_logging(*log_config)
+    try:
+        outcome = run_session(job, options)
+    except Exception as exc:  # noqa: BLE001 - a bug must reach the parent as an outcome, not a hang
+        log.exception("model %s: internal error in the upload session", job.entry.model_dir)
+        outcome = ModelOutcome(job.entry.model_dir, job.entry.wandb_run_id, error_kind="refused")
+        outcome.error = "internal error: {!r}".format(exc)
+    conn.send(outcome)
+    conn.close()
+    # Skip the SDK's atexit teardown: it may wait on a stream that can never flush. The run
+    # was finished (or the attempt failed and the next one recovers from the server's count).
+    os._exit(0)
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        log.debug("PR_SET_PDEATHSIG unavailable; a killed uploader may leave this session running")
+
+
+def run_session(job: Job, options: UploadOptions) -> ModelOutcome:
+    """Given a job, log its rows once (recovering an interrupted upload first) and confirm them."""
+    entry = job.entry
+    outcome = ModelOutcome(entry.model_dir, entry.wandb_run_id)
+    try:
+        state = load_state(job.state_path, entry.model_dir, entry.wandb_run_id)
+    except StateError as exc:
+        outcome.error, outcome.error_kind = "{}; move it away to start over".format(exc), "refused"
+        return outcome
+    _upload(entry, state, job.state_path, job.new_items, options, outcome)
+    return outcome
+
+
+def _upload(
+    entry: ModelEntry,
+    state: ModelState,
+    path: str,
+    new_items: List[plan.Item],
+    options: UploadOptions,
+    outcome: ModelOutcome,
+) -> None:
+    """Given fresh items (and maybe an in-flight record), log them once and confirm them."""
+    if state.in_flight:
+        _settle_orphans(entry, state.in_flight, options.orphan_wait_seconds)
+    try:
+        session = RunSession.open(entry, options.writer)
+    except (WandbTransientError, WandbPermanentError) as exc:
+        _fail(entry, outcome, exc)
+        return
+    outcome.wandb_called = True
+    items = _begin(entry, state, path, session.step, new_items, outcome)
+    try:
+        if items:
+            rows = [plan.history_row(item) for item in items]
+            after = ModelState(entry.model_dir, entry.wandb_run_id, table_rows=list(state.table_rows))
+            plan.mark_processed(after, items)
+            columns, data = plan.table_data(after.table_rows)
+            session.log_rows(rows, {"key": plan.TABLE_KEY, "columns": columns, "data": data})
+            session.set_summary(plan.summary(after.table_rows))
+        else:
+            session.set_summary(plan.summary(state.table_rows))
+        session.finish()
+    except (WandbTransientError, WandbPermanentError) as exc:
+        session.abort()
+        _fail(entry, outcome, exc)
+        return
+    plan.mark_processed(state, items)
+    state.in_flight = None
+    save_state(path, state)
+    outcome.uploaded_steps = sorted(item.step for item in items if not item.revision)
+    outcome.revised_steps = sorted(item.step for item in items if item.revision)
+    log.info("model %s: run %s confirmed %d rows", entry.model_dir, entry.wandb_run_id, len(items))
+
+
+def _begin(
+    entry: ModelEntry,
+    state: ModelState,
+    path: str,
+    run_step: int,
+    new_items: List[plan.Item],
+    outcome: ModelOutcome,
+) -> List[plan.Item]:
+    """Given the opened run's step, settle any in-flight record and write the new one."""
+    leftover: List[plan.Item] = []
+    if state.in_flight:
+        landed, leftover, surplus = plan.recover(state.in_flight, run_step)
+        plan.mark_processed(state, landed)
+        outcome.recovered_steps = sorted(item.step for item in landed)
+        log.info(
+            "model %s: interrupted upload found; %d rows had landed, %d to log again",
+            entry.model_dir,
+            len(landed),
+            len(leftover),
+        )
+        if surplus:
+            log.warning(
+                "model %s: run %s holds %d rows this uploader did not log",
+                entry.model_dir,
+                entry.wandb_run_id,
+                surplus,
+            )
+    # A retried attempt gets the same new items: drop those already logged (now processed).
+    flying = {item.step for item in leftover}
+    fresh = [i for i in new_items if i.step not in flying and state.digests.get(i.step) != i.digest]
+    items = leftover + fresh
+    state.in_flight = None
+    if items:
+        state.in_flight = {
+            "start_step": run_step,
+            "pid": os.getpid(),
+            "time": now_iso(),
+            "items": [i.to_json() for i in items],
+        }
+    save_state(path, state)
+    return items
+
+
+def _settle_orphans(entry: ModelEntry, in_flight: Dict, wait_seconds: float) -> None:
+    """Given an in-flight record of a dead uploader, wait (bounded) for its wandb-core to exit."""
+    pid = int(in_flight.get("pid", 0))
+    if not pid or pid == os.getpid():
+        return
+    deadline = time.monotonic() + wait_seconds
+    if core_pids_of(pid):
+        log.info(
+            "model %s: waiting for the killed uploader's wandb-core (parent pid %d) to exit",
+            entry.model_dir,
+            pid,
+        )
+    while core_pids_of(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _fail(entry: ModelEntry, outcome: ModelOutcome, exc: Exception) -> None:
+    if isinstance(exc, WandbPermanentError):
+        outcome.error_kind = "permanent"
+        outcome.error = "model {}, run {}: {}; fix: {}".format(
+            entry.model_dir, entry.wandb_run_id, exc, exc.fix
+        )
+    else:
+        outcome.error_kind = "transient"
+        outcome.error = (
+            "model {}, run {}: W&B unreachable or failing ({}); nothing new marked processed".format(
+                entry.model_dir, entry.wandb_run_id, exc
+            )
+        )
+    log.error("%s", outcome.error)
