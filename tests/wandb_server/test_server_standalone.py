@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 from pathlib import Path
 
@@ -109,3 +110,53 @@ def test_standalone_env_points_sdk_subprocess_at_server(wandb_server):
     record = wandb_server.run("sub-run", project="sub")
     assert record.config == {"c": 1} and [row["x"] for row in record.history] == [1]
     assert "WANDB_API_KEY" in env and env["WANDB_MODE"] == "online"
+
+
+KILLED_SCRIPT = textwrap.dedent(
+    """
+    import time, wandb
+    run = wandb.init(project="sub", id="killed", resume="allow", settings=wandb.Settings(init_timeout=60))
+    for index in range(5):
+        run.log({"x": index})
+    print("LOGGED", flush=True)
+    time.sleep(300)
+    """
+)
+
+
+def child_pids(pid):
+    """Given a pid, return the pids of its direct children (Linux /proc)."""
+    children = []
+    for task in os.listdir("/proc/{}/task".format(pid)):
+        with open("/proc/{}/task/{}/children".format(pid, task)) as handle:
+            children += [int(child) for child in handle.read().split()]
+    return children
+
+
+def test_standalone_sigkill_of_sdk_process_ends_its_core_rows_a_prefix(wandb_server):
+    env = dict(os.environ, **wandb_server.env())
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SCRIPT],
+        env=env,
+        cwd=wandb_server.wandb_root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().strip() == "LOGGED"
+        cores = child_pids(process.pid)  # wandb-core, which watches its parent's pid
+        process.kill()
+        process.wait(timeout=20)
+        deadline = time.monotonic() + 60
+        while any(os.path.exists("/proc/{}".format(pid)) for pid in cores) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(os.path.exists("/proc/{}".format(pid)) for pid in cores), (
+            "orphaned wandb-core lives on"
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+    # Whatever was streamed before the kill is a prefix of what was logged (measured: nothing, as
+    # history is batched); the rest is lost for good, and nothing is ever duplicated.
+    rows = [row["x"] for row in wandb_server.run("killed", project="sub").history]
+    assert rows == list(range(len(rows)))
