@@ -10,7 +10,7 @@ PACK_ARGS ?=
 STATE_DIR ?= state/wandb_eval_uploader
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo status prepare-manifest remote-pack lint typecheck vermin check test bench-remote
+.PHONY: help venv demo status prepare-manifest remote-pack lint typecheck vermin check test bench-remote bench-pull
 
 help: ## show the targets and what they do
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -53,3 +53,6 @@ test: $(VENV)/.installed ## run the whole test suite
 
 bench-remote: $(VENV)/.installed ## benchmark prepare-manifest + pack (1,000 models x 100 checkpoints)
 	$(VPY) bench/bench_remote_pack.py
+
+bench-pull: $(VENV)/.installed ## benchmark pull vs OpenSSH sftp (200 MB over loopback; needs openssh-server)
+	$(VPY) bench/bench_pull.py
