@@ -185,7 +185,7 @@ def _upload(
         _fail(entry, outcome, exc)
         return
     outcome.wandb_called = True
-    items = _begin(entry, state, path, session.step, new_items, outcome)
+    items = _begin(entry, state, path, session.start_step, new_items, outcome)
     try:
         if items:
             rows = [plan.history_row(item) for item in items]

@@ -55,7 +55,7 @@ class WandbPermanentError(Exception):
 WANDB_RETRY = Retrying(
     retry=retry_if_exception_type(WandbTransientError),
     stop=stop_after_attempt(4) | stop_after_delay(600),
-    wait=wait_exponential_jitter(initial=2, max=60, jitter=2),
+    wait=wait_exponential_jitter(multiplier=2, max=60, jitter=2),
     before_sleep=before_sleep_log(log, logging.WARNING),
     reraise=True,
 )
@@ -85,7 +85,7 @@ class WriterOptions:
 def retry_policy(options: WriterOptions) -> Retrying:
     """Given writer options, return :data:`WANDB_RETRY` with their attempt and wait budget."""
     wait = (
-        wait_none() if options.retry_wait_max <= 0 else wait_exponential_jitter(2, options.retry_wait_max, 2)
+        wait_none() if options.retry_wait_max <= 0 else wait_exponential_jitter(multiplier=2, max=options.retry_wait_max, jitter=2)
     )
     return WANDB_RETRY.copy(
         stop=stop_after_attempt(max(1, options.retry_attempts)) | stop_after_delay(600), wait=wait
@@ -172,9 +172,13 @@ class RunSession:
         return cls(run, options.mode)
 
     @property
-    def step(self) -> int:
-        """The run's next history index: on resume, the rows the server already holds."""
-        return int(self.run.step)
+    def start_step(self) -> int:
+        """The run's first step in this session: on resume, the rows the server already holds.
+
+        ``starting_step`` comes from the server's resume answer (last ``_step`` + 1); ``run.step``
+        reads 0 after a resume until the first log in wandb 0.31, so it cannot be used here.
+        """
+        return int(self.run.starting_step)
 
     def log_rows(self, rows: List[Dict[str, Any]], table: Optional[Dict[str, Any]]) -> None:
         """Given history rows in order, log one row each; the table rides on the last row."""
