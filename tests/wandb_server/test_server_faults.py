@@ -149,3 +149,15 @@ def test_faults_failed_init_blocks_same_run_id_until_teardown(wandb_server):
     wandb.teardown()
     log_rows("r-again", count=1)
     assert xs(wandb_server, "r-again") == [0]
+
+
+def test_faults_upload_and_artifact_errors_retried_table_lands(wandb_server):
+    run = wandb.init(project="proj", id="r-upl", settings=wandb.Settings(**SETTINGS))
+    wandb_server.inject(500, count=2, match="/_storage/")
+    wandb_server.inject(502, count=1, match="CreateArtifact")
+    run.log({"x": 0, "table": wandb.Table(columns=["a"], data=[[1]])})
+    run.finish()
+    record = wandb_server.run("r-upl")
+    assert record.tables == ["run-r-upl-table"]
+    assert xs(wandb_server, "r-upl") == [0]
+    assert wandb_server.faults.pending() == []
