@@ -10,9 +10,10 @@ Usage (in-process):
 from __future__ import annotations
 
 import logging
-import os
 import sys
+import tempfile
 import threading
+import time
 from http.server import ThreadingHTTPServer
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -62,6 +63,7 @@ class WandbTestServer:
         self._life_lock = threading.Lock()
         self._httpd: Optional[_HTTPServer] = None
         self._thread: Optional[threading.Thread] = None
+        self._running = False  # between start() and stop(); "down" keeps it True
         handler = type("BoundHandler", (Handler,), {"app": self})
         self._handler_class = handler
 
@@ -69,12 +71,13 @@ class WandbTestServer:
     def start(self) -> "WandbTestServer":
         """Bind (port 0 = any free port; the chosen one is kept for restarts) and serve in a thread."""
         with self._life_lock:
+            self._running = True
             self._listen()
         logger.info("W&B test server listening on %s", self.url)
         return self
 
     def _listen(self) -> None:
-        self._httpd = _HTTPServer((self.host, self.port), self._handler_class)
+        self._httpd = self._bind()
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -84,6 +87,18 @@ class WandbTestServer:
         )
         self._thread.start()
 
+    def _bind(self) -> _HTTPServer:
+        # Coming back up after set_down() rebinds the same port; SO_REUSEADDR makes that work at
+        # once, the short bounded retry covers a racing close on a busy machine.
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                return _HTTPServer((self.host, self.port), self._handler_class)
+            except OSError:
+                if self.port == 0 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
     def _unlisten(self) -> None:
         if self._httpd is not None:
             self._httpd.shutdown()
@@ -92,6 +107,7 @@ class WandbTestServer:
 
     def stop(self) -> None:
         with self._life_lock:
+            self._running = False
             self._unlisten()
 
     def __enter__(self) -> "WandbTestServer":
@@ -155,13 +171,14 @@ class WandbTestServer:
         with self._life_lock:
             if down:
                 self._unlisten()
-            elif self._httpd is None:
+            elif self._running and self._httpd is None:
                 self._listen()
 
     def clear_faults(self) -> None:
+        """Drop every pending fault and the latency; a server that is down comes back up."""
         self.faults.clear()
         with self._life_lock:
-            if self._httpd is None:
+            if self._running and self._httpd is None:
                 self._listen()
 
     # ---- runs --------------------------------------------------------------------------------
@@ -212,4 +229,7 @@ class WandbTestServer:
         """Return the environment variables that point the wandb SDK at this server (see env.py)."""
         from .env import sdk_env
 
-        return sdk_env(self.url, self.api_key, self.wandb_root or os.path.join(os.getcwd(), ".wandb-test"))
+        if self.wandb_root is None:
+            # Outside the fixture (which sets a pytest tmp dir): a private temp dir, kept for reuse.
+            self.wandb_root = tempfile.mkdtemp(prefix="wandb-test-")
+        return sdk_env(self.url, self.api_key, self.wandb_root)
