@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "local.pull_command",
     "local.unpack_command",
     "local.upload_command",
+    "local.orchestrate_command",
     "local.status_command",
     "local.demo_command",
 )

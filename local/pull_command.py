@@ -63,6 +63,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    add_pull_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_pull_arguments(parser: argparse.ArgumentParser, with_results_root: bool = True) -> None:
+    """Given a parser, add the pull flags, each defaulting to its environment variable."""
     env = os.environ.get
     parser.add_argument("--host", default=env("PULL_HOST"), help="SSH host of the training machine")
     parser.add_argument("--port", default=env("PULL_PORT", "22"), help="SSH port (default 22)")
@@ -86,11 +92,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         default=env("PULL_CONSUMER") or default_consumer(),
         help="name of this uploader in acks/ (default: the host name; pin it in containers)",
     )
-    parser.add_argument(
-        "--results-root", default=env("RESULTS_ROOT"), help="ack what its ledger says was applied"
-    )
+    if with_results_root:
+        parser.add_argument(
+            "--results-root", default=env("RESULTS_ROOT"), help="ack what its ledger says was applied"
+        )
     parser.add_argument("--timeout", default=env("PULL_TIMEOUT", "30"), help="network timeout in seconds")
-    parser.set_defaults(func=run)
 
 
 def options_from_args(args: argparse.Namespace) -> PullOptions:

@@ -1,0 +1,179 @@
+"""The uploader's cycle (pull -> unpack -> ack -> upload) and the loop that repeats it.
+
+One cycle never stops at a failed step: a failed pull still lets the bundles already in the
+inbox be unpacked and uploaded, and every failure is logged and tried again next cycle. The
+loop writes a heartbeat file after each step so a container healthcheck can tell a live
+uploader from a stuck one; SIGTERM/SIGINT end it after the current step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from local.ack import write_ack
+from local.errors import EXIT_OK, UserError
+from local.pull import PullOptions, pull
+from local.unpack import unpack_inbox
+from local.upload import upload_pass, uploader_lock
+from local.upload_report import UploadOptions
+from remote.fsutil import LockHeldError, now_iso, write_json_atomic
+
+log = logging.getLogger(__name__)
+HEARTBEAT_VERSION = 1
+
+
+@dataclass
+class CycleOptions:
+    """What one cycle needs; ``pull`` is None when no remote host is configured."""
+
+    upload: UploadOptions
+    inbox: str
+    pull: Optional[PullOptions] = None
+
+
+@dataclass
+class CycleReport:
+    """The exit code of each step that ran, and the one-line errors of those that failed."""
+
+    codes: Dict[str, int] = field(default_factory=dict)
+    errors: List[str] = field(default_factory=list)
+
+    def exit_code(self) -> int:
+        """Return the worst step's exit code (0 when every step succeeded)."""
+        return max(self.codes.values(), default=EXIT_OK)
+
+
+def _step(report: CycleReport, name: str, action: Callable[[], int]) -> None:
+    """Run one step; turn its known failures into a code and a logged line, never an exception."""
+    try:
+        report.codes[name] = action()
+    except (UserError, LockHeldError) as exc:
+        code = exc.exit_code if isinstance(exc, UserError) else 5
+        message = exc.message if isinstance(exc, UserError) else str(exc)
+        report.codes[name] = code
+        report.errors.append("{}: {}".format(name, message))
+        log.error("%s failed: %s", name, message)
+    except OSError as exc:
+        # Disk full, permissions, a vanished mount: logged, and the next cycle tries again.
+        report.codes[name] = 1
+        report.errors.append("{}: {}".format(name, exc))
+        log.error("%s failed: %s", name, exc)
+
+
+def run_cycle(options: CycleOptions, take_upload_lock: bool = True) -> CycleReport:
+    """Given the options, pull (if configured), unpack, ack and upload once."""
+    report = CycleReport()
+    pull_options = options.pull
+    if pull_options is not None:
+        _step(report, "pull", lambda: _pull(pull_options))
+    applied_seq = _unpack(report, options)
+    if pull_options is not None and applied_seq is not None:
+        # Ack right away (not on the next pull) so the remote can prune sooner; only when
+        # something new was applied, so an idle cycle costs one SFTP connection, not two.
+        _step(report, "ack", lambda: _ack(pull_options, applied_seq))
+    _step(report, "upload", lambda: upload_pass(options.upload, take_lock=take_upload_lock).exit_code())
+    log.info("cycle done: exit %d%s", report.exit_code(), "".join("; " + e for e in report.errors))
+    return report
+
+
+def _pull(options: PullOptions) -> int:
+    pull(options)
+    return EXIT_OK
+
+
+def _ack(options: PullOptions, applied_seq: int) -> int:
+    write_ack(options.params, options.remote_outbox, options.consumer, applied_seq)
+    return EXIT_OK
+
+
+def _unpack(report: CycleReport, options: CycleOptions) -> Optional[int]:
+    """Apply the inbox's bundles; return the applied sequence number if this cycle applied any."""
+    if not os.path.isdir(options.inbox):
+        return None
+    applied: List[int] = []
+
+    def unpack() -> int:
+        result = unpack_inbox(options.upload.results_root, options.inbox)
+        if result.applied:
+            applied.append(result.applied_seq)
+        return EXIT_OK
+
+    _step(report, "unpack", unpack)
+    return applied[0] if applied else None
+
+
+def write_heartbeat(path: str, phase: str, cycle: int, last: Optional[CycleReport]) -> None:
+    """Given the heartbeat path, record that the loop is alive, in which phase, after which cycle."""
+    document: Dict[str, Any] = {
+        "version": HEARTBEAT_VERSION,
+        "pid": os.getpid(),
+        "time": time.time(),
+        "time_iso": now_iso(),
+        "phase": phase,
+        "cycle": cycle,
+        "last_exit_code": None if last is None else last.exit_code(),
+        "last_errors": [] if last is None else last.errors,
+    }
+    write_json_atomic(path, document)
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; the loop checks it between steps and sleeps on it."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        """Catch SIGTERM and SIGINT once; a second signal gets the default (immediate) behaviour."""
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._handle)
+
+    def _handle(self, number: int, frame: Any) -> None:
+        log.info("received %s: finishing the current step, then exiting", signal.Signals(number).name)
+        self.event.set()
+        for restore in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(restore, signal.SIG_DFL)
+
+
+def run_loop(
+    options: CycleOptions, interval: float, heartbeat: str, stop: StopFlag, max_cycles: Optional[int] = None
+) -> int:
+    """Given the options, run cycles every ``interval`` seconds until stopped; return 0.
+
+    The uploader lock is held for the loop's whole life, so a second ``run`` or ``once`` on
+    the same state directory exits at once instead of racing this one.
+    """
+    cycle, last = 0, None
+    with uploader_lock(options.upload):
+        while not stop.event.is_set() and (max_cycles is None or cycle < max_cycles):
+            cycle += 1
+            write_heartbeat(heartbeat, "cycle", cycle, last)
+            last = run_cycle(options, take_upload_lock=False)
+            write_heartbeat(heartbeat, "idle", cycle, last)
+            if max_cycles is None or cycle < max_cycles:
+                stop.event.wait(interval)
+    log.info("uploader loop stopped after %d cycles", cycle)
+    return EXIT_OK
+
+
+def check_health(heartbeat: str, max_age: float, now: Optional[float] = None) -> Optional[str]:
+    """Given the heartbeat path and its allowed age, return None if healthy, else why not."""
+    try:
+        with open(heartbeat, "r", encoding="utf-8") as handle:
+            document = json.load(handle)
+        written = float(document["time"])
+    except FileNotFoundError:
+        return "no heartbeat at {} yet".format(heartbeat)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return "heartbeat {} unreadable ({})".format(heartbeat, exc)
+    age = (time.time() if now is None else now) - written
+    if age > max_age:
+        return "heartbeat is {:.0f} s old (limit {:.0f} s): the loop is stuck or dead".format(age, max_age)
+    return None
