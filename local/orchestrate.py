@@ -74,9 +74,10 @@ def run_cycle(options: CycleOptions, take_upload_lock: bool = True) -> CycleRepo
     if pull_options is not None:
         _step(report, "pull", lambda: _pull(pull_options))
     applied_seq = _unpack(report, options)
-    if pull_options is not None and applied_seq is not None:
+    if pull_options is not None and applied_seq is not None and report.codes.get("pull") == EXIT_OK:
         # Ack right away (not on the next pull) so the remote can prune sooner; only when
-        # something new was applied, so an idle cycle costs one SFTP connection, not two.
+        # something new was applied, so an idle cycle costs one SFTP connection, not two, and
+        # not after a failed pull (the remote is unreachable; the next pull acks instead).
         _step(report, "ack", lambda: _ack(pull_options, applied_seq))
     _step(report, "upload", lambda: upload_pass(options.upload, take_lock=take_upload_lock).exit_code())
     log.info("cycle done: exit %d%s", report.exit_code(), "".join("; " + e for e in report.errors))

@@ -103,7 +103,11 @@ def test_orchestrate_failed_pull_still_uploads_what_the_inbox_holds(
     def unreachable(options):
         raise TransientError("cannot reach gpu01:22 after 6 attempts", "check the network")
 
+    def no_ack(*args):
+        raise AssertionError("no ack while the remote is unreachable")
+
     monkeypatch.setattr(local.orchestrate, "pull", unreachable)
+    monkeypatch.setattr(local.orchestrate, "write_ack", no_ack)
     code = main(["once", *_local_args(tmp_path), "--host", "gpu01", "--remote-outbox", "/o"])
     assert code == 3  # the pull's transient failure is the cycle's worst outcome
     assert "failed: pull: cannot reach gpu01:22" in capsys.readouterr().out
