@@ -15,6 +15,7 @@ from typing import BinaryIO
 import paramiko
 
 from local.errors import TransientError
+from local.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ def _fetch(
 ) -> int:
     """Given an open output, copy bytes ``offset..size`` of the remote file into it with read-ahead."""
     fetched = 0
+    progress = Progress(os.path.basename(remote_path), size, " bytes")
+    progress.advance(offset)
     with sftp.open(remote_path, "rb") as remote:
         remote.MAX_REQUEST_SIZE = REQUEST_SIZE
         remote.seek(offset)
@@ -96,7 +99,9 @@ def _fetch(
                 out.write(block)
                 digest.update(block)
                 fetched += len(block)
+                progress.advance(len(block))
         finally:
+            progress.close()
             out.flush()
             os.fsync(out.fileno())
     return fetched
