@@ -6,8 +6,8 @@ leaves its stream registered in the SDK's ``wandb-core`` service, so every later
 releasing it blocks the service until the server answers. A fresh process per attempt gets
 a fresh ``wandb-core``; the parent can also kill an attempt that overruns its deadline, so
 nothing hangs. Processes come from a forkserver that has already imported wandb, so an
-attempt costs a fork, not an interpreter start. A session process dies with the uploader
-(``PR_SET_PDEATHSIG``), so a killed uploader never leaves a writer behind.
+attempt costs a fork, not an interpreter start. A session process kills itself the moment
+the uploader is gone (pidfd watch), so a killed uploader never leaves a writer behind.
 
 Attempts are retried by the parent with the tenacity policy of :mod:`local.wandb_writer`;
 a retry after a failure mid-upload is simply the recovery path of :mod:`local.upload`.
@@ -15,11 +15,12 @@ a retry after a failure mid-upload is simply the recovery path of :mod:`local.up
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
+import select
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -41,7 +42,6 @@ from remote.manifest import ModelEntry
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
 _CONTEXT: Optional[Any] = None
 
 
@@ -104,7 +104,7 @@ def _attempt_in_child(job: Job, options: UploadOptions) -> ModelOutcome:
     """Given a job, run one attempt in a new process; kill it if it overruns its deadline."""
     ctx = _context()
     receiver, sender = ctx.Pipe(duplex=False)
-    args = (sender, dict(os.environ), _log_config(), job, options)
+    args = (sender, os.getpid(), dict(os.environ), _log_config(), job, options)
     process = ctx.Process(target=_child_main, args=args, name="upload-" + job.entry.model_dir[:40])
     process.start()
     sender.close()
@@ -127,10 +127,15 @@ def _attempt_in_child(job: Job, options: UploadOptions) -> ModelOutcome:
 
 
 def _child_main(
-    conn: Connection, env: Dict[str, str], log_config: Tuple[str, str], job: Job, options: UploadOptions
+    conn: Connection,
+    uploader_pid: int,
+    env: Dict[str, str],
+    log_config: Tuple[str, str],
+    job: Job,
+    options: UploadOptions,
 ) -> None:
-    """Session process entry: die with the parent, run the session, send the outcome, exit."""
-    _die_with_parent()
+    """Session process entry: die with the uploader, run the session, send the outcome, exit."""
+    _die_with_uploader(uploader_pid)
     os.environ.clear()
     os.environ.update(env)
     configure_logging(*log_config)
@@ -147,12 +152,29 @@ def _child_main(
     os._exit(0)
 
 
-def _die_with_parent() -> None:
+def _die_with_uploader(uploader_pid: int) -> None:
+    """Given the uploader's pid, SIGKILL this session the moment the uploader is gone.
+
+    The session's parent is the forkserver, which itself outlives a SIGKILLed uploader while
+    sessions hold its pipe, so PR_SET_PDEATHSIG alone is not enough: a watcher thread waits on
+    a pidfd of the uploader. A killed uploader must not leave a writer behind the lock.
+    """
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        pidfd = os.pidfd_open(uploader_pid)
+    except ProcessLookupError:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return
     except (OSError, AttributeError):
-        log.debug("PR_SET_PDEATHSIG unavailable; a killed uploader may leave this session running")
+        log.debug("pidfd_open unavailable; a killed uploader may leave this session running")
+        return
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.poll()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="uploader-watch", daemon=True).start()
 
 
 def run_session(job: Job, options: UploadOptions) -> ModelOutcome:

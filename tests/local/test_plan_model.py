@@ -30,7 +30,9 @@ def test_plan_skips_steps_in_flight() -> None:
 
 def test_plan_classify_sorts_new_revised_touched_and_failed() -> None:
     state = _state_with(10, {"HR@10": 0.1})
-    plan.mark_processed(state, [plan.Item(20, 0, plan.metrics_digest({"HR@10": 0.2}), ("metrics.json", 1, 1), {"HR@10": 0.2})])
+    plan.mark_processed(
+        state, [plan.Item(20, 0, plan.metrics_digest({"HR@10": 0.2}), ("metrics.json", 1, 1), {"HR@10": 0.2})]
+    )
     sig = ("metrics.json", 99, 99)
     reads = {
         10: (sig, MetricsResult(metrics={"HR@10": 0.1})),  # touched, same numbers

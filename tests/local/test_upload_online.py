@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from local.errors import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT
 from local.state import load_state, state_path
@@ -165,7 +164,10 @@ def test_upload_server_down_marks_nothing_then_next_pass_uploads_all(wandb_serve
     assert report.exit_code() == EXIT_TRANSIENT
     assert all(o.error_kind == "transient" and not o.uploaded_steps for o in report.models)
     for name in ("a", "b"):
-        assert load_state(state_path(str(tmp_path / "state"), name, "eval-" + name), "", "").processed_steps == []
+        assert (
+            load_state(state_path(str(tmp_path / "state"), name, "eval-" + name), "", "").processed_steps
+            == []
+        )
     wandb_server.set_down(False)
     assert upload_pass(options(results, tmp_path / "state")).exit_code() == EXIT_OK
     assert_exactly_once(wandb_server, "eval-a", [100, 200])
@@ -204,7 +206,11 @@ def test_upload_second_uploader_exits_at_once_with_code_5(tmp_path):
     command = [sys.executable, "-m", "local", "upload", "--once", "--results-root", str(results)]
     with exclusive_lock(str(state_dir / ".upload.lock"), "uploader"):
         done = subprocess.run(
-            command + ["--state-dir", str(state_dir)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+            command + ["--state-dir", str(state_dir)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert done.returncode == EXIT_BUSY
     assert "another uploader" in done.stderr and str(os.getpid()) in done.stderr
@@ -215,7 +221,12 @@ def test_upload_cli_once_reports_and_exits_zero(wandb_server, tmp_path):
     command = [sys.executable, "-m", "local", "upload", "--once", "--results-root", str(results)]
     command += ["--state-dir", str(tmp_path / "state"), "--init-timeout", "15", "--finish-timeout", "30"]
     done = subprocess.run(
-        command, cwd=REPO_ROOT, env={**os.environ, **wandb_server.env()}, capture_output=True, text=True, timeout=120
+        command,
+        cwd=REPO_ROOT,
+        env={**os.environ, **wandb_server.env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == EXIT_OK, done.stderr
     assert "a (eval-a): uploaded 2 checkpoint(s) [100, 200]" in done.stdout

@@ -52,7 +52,12 @@ def model_entry(model_dir: str, run_id: Optional[str] = None, **extra: Any) -> D
 def write_manifest(results: Path, entries: List[Dict[str, Any]]) -> Path:
     """Write a version-1 manifest into the results root and return its path."""
     path = results / ".wandb_eval_manifest.json"
-    document = {"version": 1, "generated_at": "2026-01-01T00:00:00+00:00", "results_root": "", "models": entries}
+    document = {
+        "version": 1,
+        "generated_at": "2026-01-01T00:00:00+00:00",
+        "results_root": "",
+        "models": entries,
+    }
     path.write_text(json.dumps(document, indent=2), encoding="utf-8")
     return path
 
