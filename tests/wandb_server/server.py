@@ -31,6 +31,9 @@ DEFAULT_API_KEY = "testkey_0123456789abcdef0123456789abcdef"
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: parallel SDK processes opening connections at once
+    # would overflow it and see SYN retries (1 s stalls) that no real W&B endpoint has.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients (and our own fault injection) reset connections all the time; that is not an
