@@ -1,26 +1,29 @@
 """One upload pass: every manifest model's new checkpoints into its W&B run, exactly once.
 
-Per model (in a bounded thread pool; the SDK runs several runs per process with
-``reinit="create_new"``): list checkpoints, read only new or changed metrics files, and, only
-if there is something to log, open the run, log one row per checkpoint, the table and the
-summary, and finish. A pass with nothing new makes no W&B call at all.
+Planning runs here, in the uploader process: per model, list checkpoint folders (one
+``scandir``), stat their metrics files, read only new or changed ones, record failures. A model
+with nothing to log gets no W&B call at all. Models with work are uploaded by bounded worker
+threads, each driving a fresh session process (:mod:`local.upload_session` says why): open
+the run (resume), log one row per checkpoint, the table on the last row, the summary, finish.
+Two manifest entries naming one W&B run are refused (never two writers on one run).
 
-Exactly once across SIGKILL, as implemented:
+Exactly once across SIGKILL, as implemented (session code in :mod:`local.upload_session`):
 1. Before the first ``run.log`` the model's state gets an in-flight record: the items in log
-   order and ``start_step`` = ``run.step`` right after ``wandb.init`` (on resume the SDK sets it
-   from the server's history, so it counts the rows W&B holds).
+   order and ``start_step`` = ``run.starting_step`` of the opened run (on resume the SDK takes it
+   from the server: last ``_step`` + 1, i.e. the history rows W&B holds).
 2. After ``run.finish()`` returned (``finish_timeout_raises``: it raises if rows are unsent),
    the items become processed and the record is cleared, in one atomic state write.
-3. A later pass that finds a record waits for the killed uploader's orphaned ``wandb-core`` to
-   exit, resumes the run and reads ``run.step`` again: ``run.step - start_step`` rows landed.
-   History is an ordered prefix (file_stream writes at line offsets), so exactly the first
-   that-many items landed; they are marked processed without re-logging, and the rest are
-   logged first, in the same order, before anything new. Should a straggling writer still
-   add rows, it writes the same rows at the same offsets, so nothing is duplicated.
+3. A later attempt or pass that finds a record first waits (bounded) for the dead session's
+   ``wandb-core`` to exit, resumes the run and reads ``starting_step`` again: that minus
+   ``start_step`` rows landed. History is an ordered prefix (one row per ``run.log``,
+   file_stream writes at line offsets), so exactly the first that-many items landed; they are
+   marked processed without re-logging, and the rest are logged first, in the same order,
+   before anything new. Should a straggling writer still add rows, it writes the same rows at
+   the same offsets, so nothing is duplicated.
 If W&B is unreachable, nothing is marked processed and the next pass tries it all again.
 
-``--disable-wandb`` reads and validates but writes no state at all, so a later real upload
-skips nothing.
+``--disable-wandb`` reads and validates but writes no state at all (and takes no lock), so a
+later real upload skips nothing.
 """
 
 from __future__ import annotations

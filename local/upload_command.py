@@ -124,7 +124,7 @@ def add_upload_arguments(parser: argparse.ArgumentParser) -> None:
         "--retry-attempts",
         type=int,
         default=4,
-        help="attempts to open a run on transient W&B errors (default 4)",
+        help="upload attempts per model and pass on transient W&B errors, each a fresh process (default 4)",
     )
     add(
         "--retry-wait-max",
