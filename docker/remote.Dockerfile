@@ -22,15 +22,16 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends openssh-server=1:9.2* \
     && rm -rf /var/lib/apt/lists/* /etc/ssh/ssh_host_*
 COPY docker/remote-demo-entrypoint.sh /usr/local/bin/remote-demo
-USER eval
+USER 10001:10001
 ENV DEMO_SSH_PORT=2222 \
     DEMO_PACK_INTERVAL_SECONDS=20
+# Healthy once sshd runs and the first bundle is published (no probe connection: sshd would log each).
 HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, socket; s = socket.create_connection(('127.0.0.1', int(os.environ['DEMO_SSH_PORT'])), 3); assert s.recv(4) == b'SSH-'"]
+    CMD ["sh", "-c", "kill -0 \"$(cat /home/eval/sshd/sshd.pid)\" && test -s /data/outbox/index.json"]
 ENTRYPOINT ["/usr/local/bin/remote-demo"]
 
 # The shipped remote image (default target).
 FROM remote-base AS remote
-USER eval
+USER 10001:10001
 ENTRYPOINT ["python", "-m", "remote"]
 CMD ["--help"]

@@ -29,7 +29,7 @@ RUN --mount=type=secret,id=build_ca,required=false \
     && pip install --no-cache-dir --no-deps . \
     && python -m local --help >/dev/null
 
-USER uploader
+USER 10001:10001
 WORKDIR /data
 ENV RESULTS_ROOT=/data/results \
     PULL_INBOX=/data/inbox \

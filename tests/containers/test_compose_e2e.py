@@ -1,0 +1,273 @@
+"""The compose demo end to end, in real containers, against the W&B test server (online mode).
+
+Starts the project's Docker engine (docker/engine.sh), builds the stand-in base image if missing
+and both images, brings up the `demo` profile (remote: sample results over SFTP, re-packing every
+few seconds; uploader: `python -m local run`) and checks what lands in W&B:
+every sample checkpoint exactly once; a checkpoint added on the remote arrives on a later
+cycle; a restarted uploader uploads nothing twice. Then `docker compose down -v` and the
+engine is stopped by its PID (only if this test started it).
+
+Run alone: `pytest tests/containers` (about 2-4 minutes; the first base image build adds ~1 min).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set
+
+import pytest
+
+from remote.sample import make_sample_results
+from tests.containers.dockerenv import (
+    BASE_IMAGE_SCRIPT,
+    CA_BUNDLE,
+    DEMO_KEYS,
+    ENGINE,
+    ROOT,
+    Compose,
+    Timer,
+    base_env,
+    engine_answers,
+    engine_pid,
+    require_docker_tools,
+    run,
+)
+from tests.wandb_server.server import DEFAULT_API_KEY
+
+pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+PROJECT = "wandb-eval-e2e"
+IMAGE_TAG = "e2e"
+POLL_SECONDS = 4
+PACK_SECONDS = 3
+
+TIMER = Timer()
+
+
+def free_port() -> int:
+    """Return a loopback TCP port that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(what: str, predicate: Callable[[], Any], timeout: float, diagnose: Callable[[], str]) -> Any:
+    """Poll ``predicate`` until it returns something true; fail with ``diagnose()`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail("{} not within {:.0f} s\n{}".format(what, timeout, diagnose()), pytrace=False)
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[None]:
+    """A Docker engine: the one already answering, or one docker/engine.sh starts (and stops by PID)."""
+    require_docker_tools()
+    started = not engine_answers()
+    began = time.monotonic()
+    run(["bash", str(ENGINE), "start"], timeout=120)
+    TIMER.measure("engine start" if started else "engine (already running)", began)
+    yield
+    if started:
+        pid = engine_pid()
+        began = time.monotonic()
+        run(["bash", str(ENGINE), "stop"], timeout=90)
+        TIMER.measure("engine stop", began)
+        assert pid is None or not Path("/proc/{}".format(pid)).exists(), "dockerd {} still alive".format(pid)
+
+
+@pytest.fixture(scope="module")
+def images(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the stand-in base image if missing, then both images (tag e2e); return a dummy env file."""
+    began = time.monotonic()
+    run(["bash", str(BASE_IMAGE_SCRIPT)], timeout=900)
+    TIMER.measure("base image (built if missing)", began)
+    env_file = tmp_path_factory.mktemp("build") / "build.env"
+    env_file.write_text("IMAGE_TAG={}\nCOMPOSE_PROFILES=demo,build-only\n".format(IMAGE_TAG))
+    extra = [ROOT / "docker" / "compose.build-ca.yaml"] if CA_BUNDLE.exists() else []
+    began = time.monotonic()
+    Compose(env_file, extra)("build", timeout=1200)
+    TIMER.measure("images build (uploader, remote, remote-demo)", began)
+    return env_file
+
+
+@pytest.fixture
+def wandb_server(tmp_path: Path) -> Iterator[str]:
+    """The W&B test server as its own process on 127.0.0.1 (the containers use the host network)."""
+    log = open(tmp_path / "wandb_server.log", "w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.wandb_server", "--host", "127.0.0.1", "--port", "0",
+         "--api-key", DEFAULT_API_KEY, "--log-level", "WARNING"],
+        cwd=str(ROOT), stdout=subprocess.PIPE, stderr=log, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url.startswith("http"):
+            log.seek(0)
+            pytest.fail("W&B test server did not start: {!r}\n{}".format(url, log.read()))
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+def get_json(url: str) -> Dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read().decode("utf-8"))
+
+
+def steps_by_model(base_url: str) -> Dict[str, List[int]]:
+    """Given the server URL, return each run's logged checkpoint steps (in line order) by model_dir."""
+    found: Dict[str, List[int]] = {}
+    for record in get_json(base_url + "/_test/runs")["runs"]:
+        model = record["config"].get("model_dir", record["run_id"])
+        found[model] = [row["checkpoint_step"] for row in record["history"] if "checkpoint_step" in row]
+    return found
+
+
+def expected_steps(workdir: Path) -> Dict[str, List[int]]:
+    """Return the checkpoint steps (with metrics) the remote's sample generator writes, by model."""
+    make_sample_results(str(workdir))
+    expected: Dict[str, List[int]] = {}
+    for model in sorted(p for p in workdir.iterdir() if p.is_dir()):
+        steps = [
+            int(c.name.split("-", 1)[1])
+            for c in model.iterdir()
+            if c.name.split("-", 1)[-1].isdigit() and any((c / n).exists() for n in ("metrics.json", "metrics.tsv"))
+        ]
+        expected[model.name] = sorted(steps)
+    return expected
+
+
+def landed_once(base_url: str, expected: Dict[str, List[int]]) -> Optional[Dict[str, List[int]]]:
+    """Return the landed steps if every expected step is there; fail at once on any duplicate."""
+    found = steps_by_model(base_url)
+    for model, steps in found.items():
+        assert len(steps) == len(set(steps)), "duplicate checkpoint rows in {}: {}".format(model, steps)
+    complete = all(set(steps) <= set(found.get(model, [])) for model, steps in expected.items())
+    return found if complete else None
+
+
+def uploads_seen(base_url: str) -> int:
+    """Count the W&B requests that open or write a run (UpsertBucket, file_stream)."""
+    requests = get_json(base_url + "/_test/requests")["requests"]
+    return sum(1 for _method, path, operation in requests if operation == "UpsertBucket" or "file_stream" in path)
+
+
+def heartbeat(compose: Compose) -> Dict[str, Any]:
+    result = compose("exec", "-T", "uploader", "cat", "/data/state/heartbeat.json", timeout=30, check=False)
+    try:
+        return json.loads(result.stdout) if result.returncode == 0 else {}
+    except ValueError:
+        return {}
+
+
+def write_env_file(path: Path, keys: Path, ssh_port: int, wandb_url: str) -> None:
+    settings = {
+        "COMPOSE_PROJECT_NAME": PROJECT,
+        "COMPOSE_PROFILES": "demo",
+        "IMAGE_TAG": IMAGE_TAG,
+        "PULL_HOST": "127.0.0.1",
+        "PULL_PORT": ssh_port,
+        "DEMO_SSH_PORT": ssh_port,
+        "PULL_USER": "eval",
+        "PULL_REMOTE_OUTBOX": "/data/outbox",
+        "PULL_CONSUMER": "e2e-uploader",
+        "PULL_IDENTITY": keys / "id_ed25519",
+        "PULL_KNOWN_HOSTS": keys / "known_hosts",
+        "WANDB_API_KEY_FILE": keys / "wandb_api_key",
+        "DEMO_HOST_KEY_FILE": keys / "ssh_host_ed25519_key",
+        "DEMO_AUTHORIZED_KEYS_FILE": keys / "authorized_keys",
+        "WANDB_MODE": "online",
+        "WANDB_BASE_URL": wandb_url,
+        "POLL_INTERVAL_SECONDS": POLL_SECONDS,
+        "DEMO_PACK_INTERVAL_SECONDS": PACK_SECONDS,
+        "HEALTHCHECK_INTERVAL": "2s",
+        "HEALTHCHECK_START_PERIOD": "30s",
+        "STOP_GRACE_PERIOD": "60s",
+    }
+    path.write_text("".join("{}={}\n".format(k, v) for k, v in settings.items()))
+
+
+def test_demo_profile_uploads_every_checkpoint_exactly_once(
+    images: Path, wandb_server: str, tmp_path: Path
+) -> None:
+    keys, ssh_port = tmp_path / "keys", free_port()
+    env = dict(base_env(), DEMO_SSH_PORT=str(ssh_port), WANDB_API_KEY=DEFAULT_API_KEY)
+    run(["bash", str(DEMO_KEYS), str(keys)], timeout=60, env=env)
+    env_file = tmp_path / "e2e.env"
+    write_env_file(env_file, keys, ssh_port, wandb_server)
+    compose = Compose(env_file)
+    expected = expected_steps(tmp_path / "sample")
+
+    def diagnose() -> str:
+        return "landed: {}\nexpected: {}\n--- compose ps\n{}\n--- logs\n{}".format(
+            steps_by_model(wandb_server), expected, compose("ps", "-a", timeout=30, check=False).stdout,
+            compose.logs(tail=80),
+        )
+
+    compose("down", "-v", "--timeout", "30", timeout=120)  # leftovers of an aborted earlier run
+    try:
+        began = time.monotonic()
+        compose("up", "-d", "--no-build", "--pull", "never", "--wait", "--wait-timeout", "180", timeout=240)
+        TIMER.measure("compose up --wait (both healthy)", began)
+        assert compose.health("uploader") == "running/healthy"
+        for service in ("uploader", "remote"):
+            uid = compose("exec", "-T", service, "id", "-u", timeout=30).stdout.strip()
+            assert uid == "10001", "{} runs as uid {}".format(service, uid)
+
+        began = time.monotonic()
+        landed = wait_until("every sample checkpoint in W&B", lambda: landed_once(wandb_server, expected), 180, diagnose)
+        TIMER.measure("all sample checkpoints landed", began)
+        assert {m: sorted(s) for m, s in landed.items()} == expected
+
+        began = time.monotonic()
+        added = compose("exec", "-T", "remote", "python", "-m", "remote.sample", "/data/results",
+                        "--add-checkpoint", timeout=60).stdout.split()
+        model, step = added[1], int(added[2].split("-", 1)[1])  # "added <model> checkpoint-<step>"
+        expected[model] = sorted(expected[model] + [step])
+        wait_until("the added checkpoint {} of {}".format(step, model), lambda: landed_once(wandb_server, expected), 120, diagnose)
+        TIMER.measure("added checkpoint landed", began)
+
+        before, uploads_before = steps_by_model(wandb_server), uploads_seen(wandb_server)
+        began = time.monotonic()
+        compose("restart", "uploader", timeout=120)
+        restarted_at = time.time()
+
+        def two_cycles_after_restart() -> bool:
+            beat = heartbeat(compose)
+            return beat.get("time", 0) > restarted_at and beat.get("cycle", 0) >= 2 and beat.get("phase") == "idle"
+
+        wait_until("two uploader cycles after the restart", two_cycles_after_restart, 120, diagnose)
+        wait_until("uploader healthy after the restart", lambda: compose.health("uploader") == "running/healthy", 60, diagnose)
+        TIMER.measure("restart + two idle cycles", began)
+        assert steps_by_model(wandb_server) == before, "the restarted uploader changed W&B history"
+        assert uploads_seen(wandb_server) == uploads_before, "the restarted uploader opened or wrote runs again"
+
+        logs = compose.logs(tail=2000)
+        assert DEFAULT_API_KEY not in logs, "the W&B API key appeared in the container logs"
+        assert (keys / "id_ed25519").read_text().splitlines()[1] not in logs
+    finally:
+        began = time.monotonic()
+        compose("down", "-v", "--timeout", "30", timeout=120)
+        TIMER.measure("compose down -v", began)
+        left = run(["docker", "volume", "ls", "-q", "--filter", "label=com.docker.compose.project=" + PROJECT],
+                   timeout=30).stdout.split()
+        assert not left, "volumes left after down -v: {}".format(left)
+        print("\ncontainer e2e timings:\n" + TIMER.report())
