@@ -97,3 +97,27 @@ def test_shell_scripts_parse() -> None:
     assert bash is not None
     for script in sorted((ROOT / "docker").glob("*.sh")):
         run([bash, "-n", str(script)], timeout=30)
+
+
+def test_preflight_names_missing_and_unreadable_secrets(compose_cli: None, tmp_path: Path) -> None:
+    key, known_hosts, wandb_key = tmp_path / "id", tmp_path / "known_hosts", tmp_path / "wandb_api_key"
+    key.write_text("private\n")
+    key.chmod(0o600)
+    known_hosts.write_text("[127.0.0.1]:2222 ssh-ed25519 AAAA\n")
+    env_file = tmp_path / "test.env"
+    env_file.write_text(
+        "PULL_IDENTITY={}\nPULL_KNOWN_HOSTS={}\nWANDB_API_KEY_FILE={}\n".format(key, known_hosts, wandb_key)
+    )
+    preflight = str(ROOT / "docker" / "preflight.sh")
+    result = run(["bash", preflight, str(env_file)], timeout=60, check=False)
+    assert result.returncode == 2, result.stdout
+    problems = [line for line in result.stdout.splitlines() if line.startswith("preflight:")]
+    owned_by_10001 = key.stat().st_uid == 10001
+    assert any("wandb_api_key" in p and "No such file" in p for p in problems), result.stdout
+    assert owned_by_10001 or any("ssh_key" in p and "chown 10001" in p for p in problems), result.stdout
+    assert not any("known_hosts" in p for p in problems), result.stdout
+    wandb_key.write_text("key\n")
+    wandb_key.chmod(0o644)
+    key.chmod(0o644)
+    assert run(["bash", preflight, str(env_file)], timeout=60, check=False).returncode == 0
+    assert run(["bash", preflight, str(tmp_path / "absent.env")], timeout=60, check=False).returncode == 2
