@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from local.errors import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT
 from local.state import load_state, state_path
@@ -174,13 +175,15 @@ def test_upload_server_down_marks_nothing_then_next_pass_uploads_all(wandb_serve
     assert_exactly_once(wandb_server, "eval-b", [100, 200])
 
 
-def test_upload_5xx_and_429_bursts_are_retried(wandb_server, tmp_path):
+def test_upload_5xx_429_and_dropped_connections_are_retried(wandb_server, tmp_path):
     results = generated_tree(tmp_path / "results", ["a"], [100, 200, 300])
     wandb_server.inject(500, count=2, match="UpsertBucket")
-    wandb_server.inject(429, count=2, match="file_stream")
+    wandb_server.inject(429, count=1, match="file_stream")
     wandb_server.inject(503, count=1, match="RunResumeStatus")
+    wandb_server.drop_connections(count=1, match="file_stream")
     report = upload_pass(options(results, tmp_path / "state", retry_attempts=3))
     assert report.exit_code() == EXIT_OK, report.models[0].error
+    assert wandb_server.faults.pending() == []  # every injected fault was hit
     assert_exactly_once(wandb_server, "eval-a", [100, 200, 300])
 
 
@@ -233,3 +236,32 @@ def test_upload_cli_once_reports_and_exits_zero(wandb_server, tmp_path):
     assert_exactly_once(wandb_server, "eval-a", [100, 200])
     state_files = list((tmp_path / "state").glob("a-*.json"))
     assert len(state_files) == 1 and json.loads(state_files[0].read_text())["processed_steps"] == [100, 200]
+
+
+def test_upload_poll_loop_picks_up_new_checkpoints(wandb_server, tmp_path):
+    results = generated_tree(tmp_path / "results", ["a"], [100])
+    command = [sys.executable, "-m", "local", "upload", "--results-root", str(results)]
+    command += ["--state-dir", str(tmp_path / "state"), "--poll-interval-seconds", "0.2"]
+    env = {**os.environ, **wandb_server.env()}
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        assert _wait_for(lambda: history_steps(wandb_server, "eval-a") == [100])
+        write_checkpoint(results, "a", 200)
+        assert _wait_for(lambda: history_steps(wandb_server, "eval-a") == [100, 200])
+        assert process.poll() is None  # still polling
+        second = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == EXIT_BUSY and "another uploader" in second.stderr
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def _wait_for(condition, limit: float = 60.0) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
