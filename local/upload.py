@@ -3,7 +3,7 @@
 Planning runs here, in the uploader process: per model, list checkpoint folders (one
 ``scandir``), stat their metrics files, read only new or changed ones, record failures. A model
 with nothing to log gets no W&B call at all. Models with work are uploaded by bounded worker
-threads, each driving a fresh session process (:mod:`local.upload_session` says why): open
+threads, each driving a fresh session process (:mod:`local.upload_process` says why): open
 the run (resume), log one row per checkpoint, the table on the last row, the summary, finish.
 Two manifest entries naming one W&B run are refused (never two writers on one run).
 
@@ -38,8 +38,9 @@ from local import plan
 from local.errors import UserError
 from local.metrics import FileSig, MetricsResult, read_metrics, scan_checkpoints
 from local.state import LOCK_NAME, StateError, load_state, save_state, state_path
+from local.upload_process import run_isolated
 from local.upload_report import ModelOutcome, PassReport, UploadOptions
-from local.upload_session import Job, run_isolated
+from local.upload_session import Job
 from remote.fsutil import exclusive_lock, now_iso
 from remote.manifest import ManifestError, ModelEntry, load_manifest
 

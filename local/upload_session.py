@@ -1,48 +1,26 @@
-"""One model's upload session, run in its own short-lived process (one per attempt).
+"""One model's upload session: recover an interrupted upload, log rows once, confirm them.
 
-Why a process per session: a ``wandb.init`` that timed out (W&B down, a deleted run's 409)
-leaves its stream registered in the SDK's ``wandb-core`` service, so every later
-``wandb.init`` of that run id *in the same process* fails with "run ID is in use", and
-releasing it blocks the service until the server answers. A fresh process per attempt gets
-a fresh ``wandb-core``; the parent can also kill an attempt that overruns its deadline, so
-nothing hangs. Processes come from a forkserver that has already imported wandb, so an
-attempt costs a fork, not an interpreter start. A session process kills itself the moment
-the uploader is gone (pidfd watch), so a killed uploader never leaves a writer behind.
-
-Attempts are retried by the parent with the tenacity policy of :mod:`local.wandb_writer`;
-a retry after a failure mid-upload is simply the recovery path of :mod:`local.upload`.
+Runs inside a session process started by :mod:`local.upload_process`. The exactly-once
+protocol (in-flight record, ``starting_step`` arithmetic, confirmation after ``finish()``) is
+described in :mod:`local.upload`.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import select
-import signal
-import threading
 import time
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List
 
 from local import plan
-from local.logsetup import JsonLineFormatter, configure_logging
 from local.state import ModelState, StateError, load_state, save_state
 from local.upload_report import ModelOutcome, UploadOptions
-from local.wandb_writer import (
-    RunSession,
-    WandbPermanentError,
-    WandbTransientError,
-    core_pids_of,
-    retry_policy,
-)
+from local.wandb_writer import RunSession, WandbPermanentError, WandbTransientError, core_pids_of
 from remote.fsutil import now_iso
 from remote.manifest import ModelEntry
 
 log = logging.getLogger(__name__)
-
-_CONTEXT: Optional[Any] = None
 
 
 @dataclass
@@ -52,129 +30,6 @@ class Job:
     entry: ModelEntry
     state_path: str
     new_items: List[plan.Item]
-
-
-class _TransientOutcome(WandbTransientError):
-    """An attempt ended with a transient failure; carries its outcome to the retry loop."""
-
-    def __init__(self, outcome: ModelOutcome) -> None:
-        super().__init__(outcome.error or "transient failure")
-        self.outcome = outcome
-
-
-def run_isolated(job: Job, options: UploadOptions) -> ModelOutcome:
-    """Given a job, run session attempts in fresh processes until one is not transient."""
-    recovered: List[int] = []
-
-    def attempt() -> ModelOutcome:
-        outcome = _attempt_in_child(job, options)
-        recovered.extend(outcome.recovered_steps)
-        if outcome.error_kind == "transient":
-            raise _TransientOutcome(outcome)
-        return outcome
-
-    try:
-        outcome = retry_policy(options.writer)(attempt)
-    except _TransientOutcome as exc:
-        outcome = exc.outcome
-    outcome.recovered_steps = sorted(set(recovered))
-    return outcome
-
-
-def _context() -> Any:
-    global _CONTEXT
-    if _CONTEXT is None:
-        _CONTEXT = multiprocessing.get_context("forkserver")
-        _CONTEXT.set_forkserver_preload(["local.upload_session"])
-    return _CONTEXT
-
-
-def _log_config() -> Tuple[str, str]:
-    root = logging.getLogger()
-    json_lines = any(isinstance(h.formatter, JsonLineFormatter) for h in root.handlers)
-    return logging.getLevelName(root.level), "json" if json_lines else "text"
-
-
-def _deadline(options: UploadOptions) -> float:
-    writer = options.writer
-    return writer.init_timeout + writer.finish_timeout + options.orphan_wait_seconds + 60.0
-
-
-def _attempt_in_child(job: Job, options: UploadOptions) -> ModelOutcome:
-    """Given a job, run one attempt in a new process; kill it if it overruns its deadline."""
-    ctx = _context()
-    receiver, sender = ctx.Pipe(duplex=False)
-    args = (sender, os.getpid(), dict(os.environ), _log_config(), job, options)
-    process = ctx.Process(target=_child_main, args=args, name="upload-" + job.entry.model_dir[:40])
-    process.start()
-    sender.close()
-    try:
-        if receiver.poll(_deadline(options)):
-            return receiver.recv()
-        reason = "upload process exceeded {:.0f} s and was killed".format(_deadline(options))
-    except EOFError:
-        reason = "upload process died (exit code {})".format(process.exitcode)
-    finally:
-        if process.is_alive():
-            process.kill()
-        process.join()
-        receiver.close()
-    entry = job.entry
-    outcome = ModelOutcome(entry.model_dir, entry.wandb_run_id, error_kind="transient")
-    outcome.error = "model {}, run {}: {}".format(entry.model_dir, entry.wandb_run_id, reason)
-    log.error("%s", outcome.error)
-    return outcome
-
-
-def _child_main(
-    conn: Connection,
-    uploader_pid: int,
-    env: Dict[str, str],
-    log_config: Tuple[str, str],
-    job: Job,
-    options: UploadOptions,
-) -> None:
-    """Session process entry: die with the uploader, run the session, send the outcome, exit."""
-    _die_with_uploader(uploader_pid)
-    os.environ.clear()
-    os.environ.update(env)
-    configure_logging(*log_config)
-    try:
-        outcome = run_session(job, options)
-    except Exception as exc:  # noqa: BLE001 - a bug must reach the parent as an outcome, not a hang
-        log.exception("model %s: internal error in the upload session", job.entry.model_dir)
-        outcome = ModelOutcome(job.entry.model_dir, job.entry.wandb_run_id, error_kind="refused")
-        outcome.error = "internal error: {!r}".format(exc)
-    conn.send(outcome)
-    conn.close()
-    # Skip the SDK's atexit teardown: it may wait on a stream that can never flush. The run
-    # was finished (or the attempt failed and the next one recovers from the server's count).
-    os._exit(0)
-
-
-def _die_with_uploader(uploader_pid: int) -> None:
-    """Given the uploader's pid, SIGKILL this session the moment the uploader is gone.
-
-    The session's parent is the forkserver, which itself outlives a SIGKILLed uploader while
-    sessions hold its pipe, so PR_SET_PDEATHSIG alone is not enough: a watcher thread waits on
-    a pidfd of the uploader. A killed uploader must not leave a writer behind the lock.
-    """
-    try:
-        pidfd = os.pidfd_open(uploader_pid)
-    except ProcessLookupError:
-        os.kill(os.getpid(), signal.SIGKILL)
-        return
-    except (OSError, AttributeError):
-        log.debug("pidfd_open unavailable; a killed uploader may leave this session running")
-        return
-
-    def watch() -> None:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        poller.poll()
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="uploader-watch", daemon=True).start()
 
 
 def run_session(job: Job, options: UploadOptions) -> ModelOutcome:
@@ -209,26 +64,30 @@ def _upload(
     outcome.wandb_called = True
     items = _begin(entry, state, path, session.start_step, new_items, outcome)
     try:
-        if items:
-            rows = [plan.history_row(item) for item in items]
-            after = ModelState(entry.model_dir, entry.wandb_run_id, table_rows=list(state.table_rows))
-            plan.mark_processed(after, items)
-            columns, data = plan.table_data(after.table_rows)
-            session.log_rows(rows, {"key": plan.TABLE_KEY, "columns": columns, "data": data})
-            session.set_summary(plan.summary(after.table_rows))
-        else:
-            session.set_summary(plan.summary(state.table_rows))
-        session.finish()
+        _log_and_finish(session, state, items)
     except (WandbTransientError, WandbPermanentError) as exc:
         session.abort()
         _fail(entry, outcome, exc)
         return
+    # Only now, with finish() returned, do the rows count as delivered.
     plan.mark_processed(state, items)
     state.in_flight = None
     save_state(path, state)
     outcome.uploaded_steps = sorted(item.step for item in items if not item.revision)
     outcome.revised_steps = sorted(item.step for item in items if item.revision)
     log.info("model %s: run %s confirmed %d rows", entry.model_dir, entry.wandb_run_id, len(items))
+
+
+def _log_and_finish(session: RunSession, state: ModelState, items: List[plan.Item]) -> None:
+    """Given the open run and the items in log order, log rows, table, summary, then finish."""
+    after = ModelState(state.model_dir, state.wandb_run_id, table_rows=list(state.table_rows))
+    plan.mark_processed(after, items)
+    if items:
+        columns, data = plan.table_data(after.table_rows)
+        rows = [plan.history_row(item) for item in items]
+        session.log_rows(rows, {"key": plan.TABLE_KEY, "columns": columns, "data": data})
+    session.set_summary(plan.summary(after.table_rows))
+    session.finish()
 
 
 def _begin(
@@ -240,24 +99,7 @@ def _begin(
     outcome: ModelOutcome,
 ) -> List[plan.Item]:
     """Given the opened run's step, settle any in-flight record and write the new one."""
-    leftover: List[plan.Item] = []
-    if state.in_flight:
-        landed, leftover, surplus = plan.recover(state.in_flight, run_step)
-        plan.mark_processed(state, landed)
-        outcome.recovered_steps = sorted(item.step for item in landed)
-        log.info(
-            "model %s: interrupted upload found; %d rows had landed, %d to log again",
-            entry.model_dir,
-            len(landed),
-            len(leftover),
-        )
-        if surplus:
-            log.warning(
-                "model %s: run %s holds %d rows this uploader did not log",
-                entry.model_dir,
-                entry.wandb_run_id,
-                surplus,
-            )
+    leftover = _recover(entry, state, run_step, outcome) if state.in_flight else []
     # A retried attempt gets the same new items: drop those already logged (now processed).
     flying = {item.step for item in leftover}
     fresh = [i for i in new_items if i.step not in flying and state.digests.get(i.step) != i.digest]
@@ -272,6 +114,28 @@ def _begin(
         }
     save_state(path, state)
     return items
+
+
+def _recover(entry: ModelEntry, state: ModelState, run_step: int, outcome: ModelOutcome) -> List[plan.Item]:
+    """Given an in-flight record and the resumed run's step, mark what landed; return the rest."""
+    assert state.in_flight is not None
+    landed, leftover, surplus = plan.recover(state.in_flight, run_step)
+    plan.mark_processed(state, landed)
+    outcome.recovered_steps = sorted(item.step for item in landed)
+    log.info(
+        "model %s: interrupted upload found; %d rows had landed, %d to log again",
+        entry.model_dir,
+        len(landed),
+        len(leftover),
+    )
+    if surplus:
+        log.warning(
+            "model %s: run %s holds %d rows this uploader did not log",
+            entry.model_dir,
+            entry.wandb_run_id,
+            surplus,
+        )
+    return leftover
 
 
 def _settle_orphans(entry: ModelEntry, in_flight: Dict, wait_seconds: float) -> None:

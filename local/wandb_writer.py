@@ -9,7 +9,7 @@ silent return there would let the caller mark unsent rows processed).
 SDK errors are sorted into :class:`WandbPermanentError` (401/403, a deleted run's 409, bad
 arguments: retrying cannot help) and :class:`WandbTransientError` (timeouts, 429, 5xx, refused
 connections). Whole session attempts are retried with the named tenacity policy
-:data:`WANDB_RETRY`, each in a fresh process (:mod:`local.upload_session` says why); an attempt
+:data:`WANDB_RETRY`, each in a fresh process (:mod:`local.upload_process` says why); an attempt
 that failed mid-upload leaves its in-flight record, and the next attempt or pass recovers from
 what the server actually holds.
 """
@@ -85,7 +85,9 @@ class WriterOptions:
 def retry_policy(options: WriterOptions) -> Retrying:
     """Given writer options, return :data:`WANDB_RETRY` with their attempt and wait budget."""
     wait = (
-        wait_none() if options.retry_wait_max <= 0 else wait_exponential_jitter(multiplier=2, max=options.retry_wait_max, jitter=2)
+        wait_none()
+        if options.retry_wait_max <= 0
+        else wait_exponential_jitter(multiplier=2, max=options.retry_wait_max, jitter=2)
     )
     return WANDB_RETRY.copy(
         stop=stop_after_attempt(max(1, options.retry_attempts)) | stop_after_delay(600), wait=wait
@@ -145,7 +147,7 @@ class RunSession:
         """Given a model entry, open (create or resume) its run once; raise a sorted error.
 
         Not retried here: after a timed-out init this process's wandb-core still holds the
-        run id, so retries run in a fresh process (see :mod:`local.upload_session`).
+        run id, so retries run in a fresh process (see :mod:`local.upload_process`).
         """
         # The SDK types these as Literals; the CLI restricts them to valid choices.
         resume: Any = options.resume
