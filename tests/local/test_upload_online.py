@@ -265,3 +265,18 @@ def _wait_for(condition, limit: float = 60.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_upload_finish_timeout_keeps_rows_in_flight_then_recovers(wandb_server, tmp_path):
+    results = generated_tree(tmp_path / "results", ["a"], [100, 200, 300])
+    wandb_server.inject(500, count=1000, match="file_stream")  # rows never confirmed this pass
+    report = upload_pass(options(results, tmp_path / "state", finish_timeout=3, retry_attempts=1))
+    assert report.exit_code() == EXIT_TRANSIENT and report.models[0].uploaded_steps == []
+    state = load_state(state_path(str(tmp_path / "state"), "a", "eval-a"), "a", "eval-a")
+    assert state.processed_steps == [] and [i["step"] for i in state.in_flight["items"]] == [100, 200, 300]
+    wandb_server.clear_faults()
+    report = upload_pass(options(results, tmp_path / "state"))
+    assert report.exit_code() == EXIT_OK
+    assert_exactly_once(wandb_server, "eval-a", [100, 200, 300])
+    state = load_state(state_path(str(tmp_path / "state"), "a", "eval-a"), "a", "eval-a")
+    assert state.processed_steps == [100, 200, 300] and state.in_flight is None
