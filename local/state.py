@@ -15,6 +15,8 @@ Fields (version 1):
   digests           {step: sha1 of the metrics} to tell a real change from a touched file
   in_flight         null, or the rows of an upload that has not been confirmed yet:
                     {start_step, pid, time, items: [{step, revision, digest, file, metrics}]}
+  blocked           null, or {reason, fix, time}: W&B said this run id was deleted; no later
+                    pass calls W&B for it (a new wandb_run_id means a new state file)
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class ModelState:
     files: Dict[int, List[Any]] = field(default_factory=dict)
     digests: Dict[int, str] = field(default_factory=dict)
     in_flight: Optional[Dict[str, Any]] = None
+    blocked: Optional[Dict[str, str]] = None
     version: int = STATE_VERSION
 
     def processed(self) -> set:
@@ -101,6 +104,7 @@ def load_state(path: str, model_dir: str, run_id: str) -> ModelState:
             files=_int_keys(raw.get("files", {}), "files"),
             digests=_int_keys(raw.get("digests", {}), "digests"),
             in_flight=raw.get("in_flight"),
+            blocked=raw.get("blocked"),
         )
     except (AttributeError, TypeError, ValueError) as exc:
         if isinstance(exc, StateError):

@@ -137,6 +137,17 @@ def plan_model(entry: ModelEntry, options: UploadOptions) -> Tuple[ModelOutcome,
         outcome.error, outcome.error_kind = "{}; move it away to start over".format(exc), "refused"
         log.error("model %s: %s", entry.model_dir, outcome.error)
         return outcome, None
+    if state.blocked and not options.disable_wandb:
+        outcome.error_kind = "permanent"
+        outcome.error = "model {}, run {}: {} (since {}); fix: {}".format(
+            entry.model_dir,
+            entry.wandb_run_id,
+            state.blocked.get("reason"),
+            state.blocked.get("time"),
+            state.blocked.get("fix"),
+        )
+        log.error("%s", outcome.error)
+        return outcome, None
     model_path = os.path.join(options.results_root, entry.model_dir)
     scan = scan_checkpoints(model_path)
     work = plan.classify(_read_wanted(model_path, scan, plan.steps_to_read(scan, state)), state)

@@ -16,7 +16,7 @@ from typing import Dict, List
 from local import plan
 from local.state import ModelState, StateError, load_state, save_state
 from local.upload_report import ModelOutcome, UploadOptions
-from local.wandb_writer import RunSession, WandbPermanentError, WandbTransientError, core_pids_of
+from local.wandb_writer import DELETED_FIX, RunSession, WandbPermanentError, WandbTransientError, core_pids_of
 from remote.fsutil import now_iso
 from remote.manifest import ModelEntry
 
@@ -60,6 +60,10 @@ def _upload(
         session = RunSession.open(entry, options.writer)
     except (WandbTransientError, WandbPermanentError) as exc:
         _fail(entry, outcome, exc)
+        if isinstance(exc, WandbPermanentError) and exc.fix == DELETED_FIX:
+            # A deleted run never comes back; later passes skip it instead of waiting on 409s.
+            state.blocked = {"reason": str(exc), "fix": exc.fix, "time": now_iso()}
+            save_state(path, state)
         return
     outcome.wandb_called = True
     items = _begin(entry, state, path, session.start_step, new_items, outcome)

@@ -200,7 +200,12 @@ def test_upload_deleted_run_stops_that_model_only(wandb_server, tmp_path):
     assert "eval-a" in failed.error and "deleted" in failed.error and "wandb_run_id" in failed.error
     assert_exactly_once(wandb_server, "eval-b", [100, 200])
     state = load_state(state_path(str(tmp_path / "state"), "a", "eval-a"), "a", "eval-a")
-    assert state.processed_steps == [100]
+    assert state.processed_steps == [100] and state.blocked
+    # Later passes skip the deleted run at once (no 409 wait) and keep saying what to do.
+    wandb_server.reset_requests()
+    report = upload_pass(options(results, tmp_path / "state"))
+    assert report.exit_code() == EXIT_PERMANENT and "wandb_run_id" in report.models[0].error
+    assert wandb_server.request_count() == 0
 
 
 def test_upload_second_uploader_exits_at_once_with_code_5(tmp_path):
