@@ -29,12 +29,27 @@ demo: $(VENV)/.installed ## the whole job on built-in sample data (W&B offline u
 status: $(VENV)/.installed ## per model: run id, checkpoints uploaded, last step, failures
 	$(VPY) -m local status --results-root $(RESULTS_ROOT) --state-dir $(STATE_DIR)
 
-prepare-manifest: ## (training machine) write RESULTS_ROOT/.wandb_eval_manifest.json
-	$(PYTHON) -m remote prepare-manifest --results-root $(RESULTS_ROOT) \
-		--output-manifest $(RESULTS_ROOT)/.wandb_eval_manifest.json
+# Training-machine targets run the native python3; USE_IMAGE=1 runs the remote image instead
+# (for clusters with Docker but no suitable Python), as the calling user so files stay theirs.
+REMOTE_IMAGE ?= wandb-eval-remote:latest
+ifeq ($(USE_IMAGE),1)
+REMOTE = docker run --rm --user "$$(id -u):$$(id -g)" -v "$(abspath $(RESULTS_ROOT)):/data/results" \
+	-v "$(abspath $(OUTBOX)):/data/outbox" $(REMOTE_IMAGE)
+REMOTE_RESULTS = /data/results
+REMOTE_OUTBOX = /data/outbox
+else
+REMOTE = $(PYTHON) -m remote
+REMOTE_RESULTS = $(RESULTS_ROOT)
+REMOTE_OUTBOX = $(OUTBOX)
+endif
 
-remote-pack: ## (training machine) refresh the manifest and publish a bundle into OUTBOX
-	$(PYTHON) -m remote pack --results-root $(RESULTS_ROOT) --outbox $(OUTBOX) $(PACK_ARGS)
+prepare-manifest: ## (training machine) write RESULTS_ROOT/.wandb_eval_manifest.json (USE_IMAGE=1: in the image)
+	$(REMOTE) prepare-manifest --results-root $(REMOTE_RESULTS) \
+		--output-manifest $(REMOTE_RESULTS)/.wandb_eval_manifest.json
+
+remote-pack: ## (training machine) refresh the manifest and publish a bundle into OUTBOX (USE_IMAGE=1: in the image)
+	@mkdir -p $(OUTBOX)
+	$(REMOTE) pack --results-root $(REMOTE_RESULTS) --outbox $(REMOTE_OUTBOX) $(PACK_ARGS)
 
 lint: $(VENV)/.installed ## ruff on the whole tree
 	$(VENV)/bin/ruff check .
@@ -56,3 +71,6 @@ bench-remote: $(VENV)/.installed ## benchmark prepare-manifest + pack (1,000 mod
 
 bench-pull: $(VENV)/.installed ## benchmark pull vs OpenSSH sftp (200 MB over loopback; needs openssh-server)
 	$(VPY) bench/bench_pull.py
+
+# Containers: engine, base image, images, compose service and demo (see docker/README.md).
+include docker/containers.mk

@@ -17,6 +17,7 @@ from local.orchestrate import CycleOptions, StopFlag, check_health, run_cycle, r
 from local.pull import PullOptions
 from local.pull_command import add_pull_arguments
 from local.pull_command import options_from_args as pull_options_from_args
+from local.upload import uploader_lock
 from local.upload_command import add_upload_arguments
 from local.upload_command import options_from_args as upload_options_from_args
 
@@ -118,10 +119,15 @@ def _default_max_age() -> float:
     return max(3 * float(os.environ.get("POLL_INTERVAL_SECONDS", "60")), 600.0)
 
 
-def load_api_key_file() -> None:
-    """Given WANDB_API_KEY_FILE in the environment, put the key it holds into WANDB_API_KEY."""
+def load_api_key_file(required: bool = True) -> None:
+    """Given WANDB_API_KEY_FILE in the environment, put the key it holds into WANDB_API_KEY.
+
+    In offline mode (``required=False``) no key is needed, so a missing or empty file is fine.
+    """
     path = os.environ.get("WANDB_API_KEY_FILE")
     if not path or os.environ.get("WANDB_API_KEY"):
+        return
+    if not required and (not os.path.isfile(path) or os.path.getsize(path) == 0):
         return
     try:
         with open(path, "r", encoding="utf-8") as handle:
@@ -138,7 +144,7 @@ def load_api_key_file() -> None:
 
 def cycle_options(args: argparse.Namespace) -> CycleOptions:
     """Given parsed flags, return the cycle's options (pull only when a host is configured)."""
-    load_api_key_file()
+    load_api_key_file(required=args.wandb_mode == "online" and not args.disable_wandb)
     upload = upload_options_from_args(args)
     pull: Optional[PullOptions] = None
     if args.host:
@@ -158,8 +164,14 @@ def heartbeat_path(args: argparse.Namespace) -> str:
 
 
 def run_once(args: argparse.Namespace) -> int:
-    """Run one cycle and return its worst exit code."""
-    report = run_cycle(cycle_options(args))
+    """Run one cycle and return its worst exit code.
+
+    The uploader lock is held for the whole cycle, not only the upload: a ``once`` beside a
+    running service must not pull, unpack or ack either.
+    """
+    options = cycle_options(args)
+    with uploader_lock(options.upload):
+        report = run_cycle(options, take_upload_lock=False)
     for error in report.errors:
         print("failed: {}".format(error))
     return report.exit_code()

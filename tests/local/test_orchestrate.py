@@ -160,12 +160,24 @@ def test_orchestrate_run_stops_on_sigterm_after_the_current_step(tmp_path: Path,
     assert _uploaded_steps(tmp_path / "results", tmp_path / "state")["ModelB-sft-y"] == [100, 200]
 
 
-def test_orchestrate_second_service_on_one_state_dir_exits_at_once(tmp_path: Path) -> None:
+def test_orchestrate_second_service_on_one_state_dir_exits_at_once(
+    tmp_path: Path, remote_side: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from local.upload import uploader_lock
     from local.upload_report import UploadOptions
 
+    def must_not_pull(options):
+        raise AssertionError("a second uploader must not pull, unpack or ack")
+
+    monkeypatch.setattr(local.orchestrate, "pull", must_not_pull)
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "bundle-00000001-full.tar.gz").write_bytes(
+        (tmp_path / "outbox" / "bundle-00000001-full.tar.gz").read_bytes()
+    )
     with uploader_lock(UploadOptions(state_dir=str(tmp_path / "state"))):
         assert main(["run", *_local_args(tmp_path), "--max-cycles", "1"]) == 5
+        assert main(["once", *_local_args(tmp_path), "--host", "gpu01", "--remote-outbox", "/o"]) == 5
+    assert not (tmp_path / "results").exists()  # nothing was unpacked
 
 
 def test_orchestrate_health_reports_missing_and_stale_heartbeats(tmp_path: Path) -> None:
@@ -188,11 +200,20 @@ def test_orchestrate_api_key_file_is_read_into_the_environment(
     assert os.environ["WANDB_API_KEY"] == "secret-key-value"
 
 
+def test_orchestrate_offline_mode_needs_no_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY_FILE", str(tmp_path / "absent"))
+    # No manifest yet: the upload step fails (2), but not because of the key.
+    assert main(["once", *_local_args(tmp_path)]) == 2
+    assert "WANDB_API_KEY" not in os.environ
+
+
 def test_orchestrate_empty_api_key_file_is_a_one_line_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     (tmp_path / "key").write_text("")
     monkeypatch.setenv("WANDB_API_KEY_FILE", str(tmp_path / "key"))
-    assert main(["once", *_local_args(tmp_path)]) == 2
+    online = [a if a != "offline" else "online" for a in _local_args(tmp_path)]
+    assert main(["once", *online]) == 2
     assert capsys.readouterr().err.startswith("Error: WANDB_API_KEY_FILE")
