@@ -21,6 +21,7 @@ import os
 import select
 import signal
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -132,6 +133,16 @@ def _child_main(
     os._exit(0)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _die_with_uploader(uploader_pid: int) -> None:
     """Given the uploader's pid, SIGKILL this session the moment the uploader is gone.
 
@@ -145,13 +156,16 @@ def _die_with_uploader(uploader_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         return
     except (OSError, AttributeError):
-        log.debug("pidfd_open unavailable; a killed uploader may leave this session running")
-        return
+        pidfd = -1  # no pidfd (old kernel or not Linux): poll the pid instead
 
     def watch() -> None:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        poller.poll()
+        if pidfd >= 0:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            poller.poll()
+        else:
+            while _alive(uploader_pid):
+                time.sleep(0.5)
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="uploader-watch", daemon=True).start()
