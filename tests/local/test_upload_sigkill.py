@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,6 @@ from local import plan
 from local.errors import EXIT_OK
 from local.state import ModelState, load_state, save_state, state_path
 from local.upload import upload_pass
-from local.wandb_writer import core_pids_of
 from tests.fixtures.trees import REPO_ROOT, metrics_for
 from tests.local.test_upload_support import PROJECT, assert_exactly_once, generated_tree, options
 
@@ -104,25 +104,36 @@ def test_upload_sigkill_then_rerun_logs_every_checkpoint_once(wandb_server, tmp_
 
 def test_upload_sigkill_leaves_no_session_or_wandb_core_behind(wandb_server, tmp_path):
     results = generated_tree(tmp_path / "results", MODELS, STEPS)
-    wandb_server.set_latency(0.05)
+    # Slow enough that a surviving session would still be running when we look.
+    wandb_server.set_latency(0.3)
+    marker = "UPLOAD_TEST_MARK={}".format(uuid.uuid4().hex)
+    env = {**os.environ, **wandb_server.env(), "UPLOAD_TEST_MARK": marker.split("=", 1)[1]}
     command = [sys.executable, "-m", "local", "upload", "--once", "--results-root", str(results)]
     command += ["--state-dir", str(tmp_path / "state"), "--workers", "3"]
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env={**os.environ, **wandb_server.env()}, stderr=subprocess.PIPE
-    )
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE)
     assert _kill_when(process, lambda: _in_flight_written(tmp_path / "state"))
-    deadline = time.monotonic() + 30
-    sessions = []
-    while time.monotonic() < deadline:
-        # Session processes are forked by the forkserver, which exits when the uploader dies.
-        sessions = [
-            pid for pid in _all_pids() if _cmdline(pid).startswith(sys.executable) and _ppid(pid) == 1
-        ]
-        cores = [core for pid in sessions for core in core_pids_of(pid)]
-        if not sessions and not cores:
-            break
-        time.sleep(0.2)
-    assert not sessions
+    # Every process the uploader started (forkserver, sessions, their wandb-core) carries the marker.
+    deadline = time.monotonic() + 4
+    while _marked(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _marked(marker) == []
+    # Nothing wrote state after the kill: the in-flight records wait for the next pass.
+    assert _in_flight_written(tmp_path / "state")
+
+
+def _marked(marker: str):
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            environ = Path("/proc/{}/environ".format(name)).read_bytes().split(b"\0")
+            state = Path("/proc/{}/stat".format(name)).read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in environ and state != "Z":
+            found.append(int(name))
+    return found
 
 
 def test_upload_recovery_relogs_only_rows_the_server_lacks(wandb_server, tmp_path):
@@ -153,23 +164,3 @@ def test_upload_recovery_relogs_only_rows_the_server_lacks(wandb_server, tmp_pat
     assert report.models[0].recovered_steps == [100] and report.models[0].uploaded_steps == [200, 300]
     assert_exactly_once(wandb_server, "eval-a", [100, 200, 300])
     assert load_state(path, "a", "eval-a").processed_steps == [100, 200, 300]
-
-
-def _all_pids():
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return (
-            Path("/proc/{}/cmdline".format(pid)).read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-        )
-    except OSError:
-        return ""
-
-
-def _ppid(pid: int) -> int:
-    try:
-        return int(Path("/proc/{}/stat".format(pid)).read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return -1
