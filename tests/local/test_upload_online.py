@@ -285,3 +285,12 @@ def test_upload_finish_timeout_keeps_rows_in_flight_then_recovers(wandb_server, 
     assert_exactly_once(wandb_server, "eval-a", [100, 200, 300])
     state = load_state(state_path(str(tmp_path / "state"), "a", "eval-a"), "a", "eval-a")
     assert state.processed_steps == [100, 200, 300] and state.in_flight is None
+
+
+def test_upload_bad_api_key_is_permanent_with_the_fix(wandb_server, tmp_path, monkeypatch):
+    results = generated_tree(tmp_path / "results", ["a"], [100])
+    monkeypatch.setenv("WANDB_API_KEY", "wrongkey_" + "0" * 40)
+    report = upload_pass(options(results, tmp_path / "state", init_timeout=5))
+    assert report.exit_code() == EXIT_PERMANENT
+    assert "eval-a" in report.models[0].error and "WANDB_API_KEY" in report.models[0].error
+    assert load_state(state_path(str(tmp_path / "state"), "a", "eval-a"), "a", "eval-a").processed_steps == []
