@@ -93,7 +93,7 @@ def add_upload_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("WANDB_MODE", "online")
         if os.environ.get("WANDB_MODE") in ("online", "offline")
         else "online",
-        help="online (default; env WANDB_MODE) or offline (local run files; offline state is kept apart)",
+        help="online (default; env WANDB_MODE) or offline (writes local run files to sync later)",
     )
     add(
         "--wandb-resume",

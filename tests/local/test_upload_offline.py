@@ -55,15 +55,3 @@ def test_upload_offline_mode_writes_rows_leet_can_read(tmp_path, monkeypatch):
     assert not [r for r in records if r.get("type") == "stats"]
     files = [f["path"] for r in records if r.get("type") == "files" for f in r["files"]["files"]]
     assert "requirements.txt" not in files and "wandb-metadata.json" not in files
-
-
-def test_upload_offline_state_never_skips_a_later_online_upload(wandb_server, tmp_path, monkeypatch):
-    results = generated_tree(tmp_path / "results", ["a"], [100, 200])
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    opts = options(results, tmp_path / "state", mode="offline")
-    opts.writer.wandb_dir = str(tmp_path / "wandb-dir")
-    assert upload_pass(opts).models[0].uploaded_steps == [100, 200]
-    monkeypatch.setenv("WANDB_MODE", "online")
-    report = upload_pass(options(results, tmp_path / "state"))
-    assert report.models[0].uploaded_steps == [100, 200]
-    assert [row["checkpoint_step"] for row in wandb_server.run("eval-a").history] == [100, 200]
