@@ -10,7 +10,7 @@ PACK_ARGS ?=
 STATE_DIR ?= state/wandb_eval_uploader
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo status prepare-manifest remote-pack lint typecheck vermin check test bench-remote bench-pull
+.PHONY: help venv demo status prepare-manifest remote-pack lint typecheck vermin check test bench-remote bench-pull bench-upload
 
 help: ## show the targets and what they do
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -71,6 +71,11 @@ bench-remote: $(VENV)/.installed ## benchmark prepare-manifest + pack (1,000 mod
 
 bench-pull: $(VENV)/.installed ## benchmark pull vs OpenSSH sftp (200 MB over loopback; needs openssh-server)
 	$(VPY) bench/bench_pull.py
+
+bench-upload: $(VENV)/.installed ## benchmark the uploader (backfill 200x30 at 50 ms, idle 1,000x100, SDK collection)
+	$(VPY) bench/bench_upload.py backfill
+	$(VPY) bench/bench_upload.py idle
+	$(VPY) bench/bench_upload.py collection --repeats 3
 
 # Containers: engine, base image, images, compose service and demo (see docker/README.md).
 include docker/containers.mk

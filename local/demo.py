@@ -112,7 +112,7 @@ def run_demo(workdir: str, mode: str) -> int:
     say("nothing new: a last pass should make no W&B call")
     codes.append(demo.upload().exit_code())
     print()
-    print(render(collect(os.path.join(demo.results, MANIFEST_NAME), demo.state)))
+    print(render(collect(os.path.join(demo.results, MANIFEST_NAME), demo.state, mode)))
     print()
     if mode == "offline":
         say("W&B offline mode: runs are in {}/wandb/ (upload them with 'wandb sync')".format(demo.wandb_dir))

@@ -70,6 +70,18 @@ def state_file_name(model_dir: str, run_id: str) -> str:
     return "{}-{}.json".format(safe, digest)
 
 
+OFFLINE_SUBDIR = "offline"
+
+
+def mode_state_dir(state_dir: str, mode: str) -> str:
+    """Given the state dir and the W&B mode, return where that mode's model states live.
+
+    Offline runs only reach W&B after a manual ``wandb sync``; if they shared the online state,
+    an offline try-out would make a later online upload skip those checkpoints for good.
+    """
+    return os.path.join(state_dir, OFFLINE_SUBDIR) if mode == "offline" else state_dir
+
+
 def state_path(state_dir: str, model_dir: str, run_id: str) -> str:
     """Given the state dir and a model's identity, return its state file path."""
     return os.path.join(state_dir, state_file_name(model_dir, run_id))

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 from local.pull import STATE_NAME as PULL_STATE_NAME
-from local.state import StateError, load_state, state_path
+from local.state import StateError, load_state, mode_state_dir, state_path
 from remote.manifest import ManifestError, load_manifest
 
 HEADLINE = "HR@10"
@@ -56,8 +56,9 @@ def model_status(state_dir: str, model_dir: str, run_id: str, project: str) -> M
     return status
 
 
-def collect(manifest_path: str, state_dir: str) -> List[ModelStatus]:
-    """Given the manifest and state dir, return every model's status (manifest order)."""
+def collect(manifest_path: str, state_dir: str, mode: str = "online") -> List[ModelStatus]:
+    """Given the manifest, state dir and W&B mode, return every model's status (manifest order)."""
+    state_dir = mode_state_dir(state_dir, mode)
     try:
         manifest = load_manifest(manifest_path)
     except ManifestError as exc:

@@ -40,13 +40,20 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         "--inbox", default=os.environ.get("INBOX", ""), help="inbox, to show the last pull (env INBOX)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    mode = os.environ.get("WANDB_MODE")
+    parser.add_argument(
+        "--wandb-mode",
+        choices=("online", "offline"),
+        default=mode if mode in ("online", "offline") else "online",
+        help="whose state to show: online uploads (default) or offline runs (env WANDB_MODE)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the status table (or JSON); exit 1 if any model has failures or errors."""
     manifest = args.manifest_path or os.path.join(args.results_root, MANIFEST_NAME)
-    statuses = collect(manifest, args.state_dir)
+    statuses = collect(manifest, args.state_dir, args.wandb_mode)
     pull = last_pull(args.inbox) if args.inbox else None
     if args.json:
         print(to_json(statuses, pull))

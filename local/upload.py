@@ -130,7 +130,7 @@ def plan_model(entry: ModelEntry, options: UploadOptions) -> Tuple[ModelOutcome,
     No W&B call here; the job is None when there is nothing to log.
     """
     outcome = ModelOutcome(entry.model_dir, entry.wandb_run_id)
-    path = state_path(options.state_dir, entry.model_dir, entry.wandb_run_id)
+    path = state_path(options.model_state_dir(), entry.model_dir, entry.wandb_run_id)
     try:
         state = load_state(path, entry.model_dir, entry.wandb_run_id)
     except StateError as exc:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from local.errors import EXIT_FAILED, EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT
+from local.state import mode_state_dir
 from local.wandb_writer import WriterOptions
 
 
@@ -25,6 +26,10 @@ class UploadOptions:
 
     def manifest(self) -> str:
         return self.manifest_path or os.path.join(self.results_root, ".wandb_eval_manifest.json")
+
+    def model_state_dir(self) -> str:
+        """Return where this pass keeps model states (a subdirectory in offline mode)."""
+        return mode_state_dir(self.state_dir, self.writer.mode)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from local.cli import main
 from local.errors import TransientError
 from local.orchestrate import check_health
 from local.orchestrate_command import load_api_key_file
-from local.state import load_state, state_path
+from local.state import load_state, mode_state_dir, state_path
 from remote import cli as remote_cli
 from remote.manifest import load_manifest
 from tests.fixtures.sshd import SshServer
@@ -30,7 +30,9 @@ def _uploaded_steps(results: Path, state_dir: Path) -> dict:
     return {
         m.model_dir: sorted(
             load_state(
-                state_path(str(state_dir), m.model_dir, m.wandb_run_id), m.model_dir, m.wandb_run_id
+                state_path(mode_state_dir(str(state_dir), "offline"), m.model_dir, m.wandb_run_id),
+                m.model_dir,
+                m.wandb_run_id,
             ).processed_steps
         )
         for m in manifest.models

@@ -140,6 +140,18 @@ def test_upload_disable_wandb_then_real_upload_uploads_everything(wandb_server, 
     assert sum(len(o.uploaded_steps) for o in report.models) == 35
 
 
+def test_upload_offline_try_out_never_makes_online_upload_skip_anything(
+    wandb_server, sample_results, tmp_path
+):
+    state_dir = tmp_path / "state"
+    report = upload_pass(options(sample_results, state_dir, mode="offline"))
+    assert sum(len(o.uploaded_steps) for o in report.models) == 35
+    assert wandb_server.request_count() == 0
+    report = upload_pass(options(sample_results, state_dir))
+    assert sum(len(o.uploaded_steps) for o in report.models) == 35
+    assert sum(len(r.history) for r in wandb_server.runs()) == 35
+
+
 def test_upload_duplicate_run_id_is_refused(wandb_server, tmp_path):
     results = generated_tree(tmp_path / "results", ["a", "b"], [100])
     write_manifest(results, [model_entry("a", "eval-same"), model_entry("b", "eval-same")])
