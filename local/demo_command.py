@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from local.cliutil import add_command
 from local.demo import run_demo
 
 EXAMPLE = """\
@@ -15,12 +16,12 @@ example:
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add the ``demo`` command to the local CLI."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "demo",
-        help="run pack -> unpack -> upload on built-in sample data (W&B offline unless a key is set)",
-        description="Run both roles on one machine on built-in sample data and show what was uploaded.",
-        epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run pack -> unpack -> upload on built-in sample data (W&B offline unless a key is set)",
+        EXAMPLE,
+        "Run both roles on one machine on built-in sample data and show what was uploaded.",
     )
     parser.add_argument(
         "--workdir", default=".demo", help="directory for both roles' files (.demo; recreated)"

@@ -12,6 +12,7 @@ import logging
 import os
 from typing import Any, Dict, Optional
 
+from local.cliutil import add_command
 from local.errors import EXIT_OK, UserError
 from local.orchestrate import CycleOptions, StopFlag, check_health, run_cycle, run_loop
 from local.pull import PullOptions
@@ -64,21 +65,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(**defaults)
 
 
-def _subparser(
-    subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, summary: str, epilog: str
-) -> argparse.ArgumentParser:
-    return subparsers.add_parser(
-        name,
-        help=summary,
-        description=summary,
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add ``once``, ``run`` and ``health`` to the local CLI."""
-    once = _subparser(
+    once = add_command(
         subparsers,
         "once",
         "One cycle: pull, unpack, upload; exit code says if anything failed.",
@@ -86,13 +75,13 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     )
     _add_common(once)
     once.set_defaults(func=run_once)
-    loop = _subparser(
+    loop = add_command(
         subparsers, "run", "Repeat the cycle every --poll-interval-seconds (the service).", RUN_EXAMPLE
     )
     _add_common(loop)
     loop.add_argument("--max-cycles", type=int, default=None, help="stop after N cycles (tests, debugging)")
     loop.set_defaults(func=run_forever)
-    health = _subparser(
+    health = add_command(
         subparsers, "health", "Exit 0 if the run loop's heartbeat is fresh, else 1.", HEALTH_EXAMPLE
     )
     health.add_argument(

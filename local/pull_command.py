@@ -8,6 +8,7 @@ import os
 import re
 import socket
 
+from local.cliutil import add_command
 from local.errors import EXIT_OK, UserError
 from local.pull import PullOptions, pull
 from local.sftp import ConnectionParams
@@ -56,12 +57,12 @@ def _env_flag(name: str) -> bool:
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add the ``pull`` command to the local CLI."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "pull",
-        help="download new bundles from the remote outbox over SFTP (verified, resumable)",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "download new bundles from the remote outbox over SFTP (verified, resumable)",
+        EPILOG,
+        DESCRIPTION,
     )
     add_pull_arguments(parser)
     parser.set_defaults(func=run)

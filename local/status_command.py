@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from local.cliutil import add_command
 from local.status import collect, last_pull, render, to_json
 from remote.manifest import MANIFEST_NAME
 
@@ -16,12 +17,12 @@ example:
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add the ``status`` command to the local CLI."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "status",
-        help="show per model: run id, checkpoints uploaded, last step, best HR@10, failures",
-        description="Show what has been uploaded per model (reads state files; never calls W&B).",
-        epilog=EXAMPLE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "show per model: run id, checkpoints uploaded, last step, best HR@10, failures",
+        EXAMPLE,
+        "Show what has been uploaded per model (reads state files; never calls W&B).",
     )
     parser.add_argument(
         "--results-root",

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 
+from local.cliutil import add_command
 from local.errors import EXIT_OK, UserError
 from local.tarsafety import DEFAULT_MAX_BYTES, DEFAULT_MAX_MEMBERS, Limits
 from local.unpack import unpack_bundles, unpack_inbox
@@ -41,12 +42,12 @@ def _env_int(name: str, default: int) -> int:
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add the ``unpack`` command to the local CLI."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "unpack",
-        help="apply bundles to the results root (safe extraction, ledger, crash-safe)",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "apply bundles to the results root (safe extraction, ledger, crash-safe)",
+        EPILOG,
+        DESCRIPTION,
     )
     parser.add_argument("--results-root", default=os.environ.get("RESULTS_ROOT"), help="env RESULTS_ROOT")
     parser.add_argument("--inbox", default=None, help="apply every bundle pull left here (env PULL_INBOX)")

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+from local.cliutil import add_command
 from local.errors import EXIT_OK, UserError
 from local.upload import PassReport, UploadOptions, upload_pass, uploader_lock
 from local.wandb_writer import WriterOptions
@@ -40,12 +41,12 @@ example:
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add the ``upload`` command to the local CLI."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "upload",
-        help="upload new checkpoint metrics to W&B (incremental, exactly once)",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "upload new checkpoint metrics to W&B (incremental, exactly once)",
+        EPILOG,
+        DESCRIPTION,
     )
     add_upload_arguments(parser)
     parser.set_defaults(func=run_upload)

@@ -36,6 +36,8 @@ REQUIRED_MODEL_FIELDS = (
 )
 # Written for compatibility with manifests of the original tool (null when unset).
 OPTIONAL_MODEL_FIELDS = ("num_train_epochs", "wandb_group")
+# The order fields are written in: the original tool's, so diffs against its manifests stay small.
+WRITE_ORDER = REQUIRED_MODEL_FIELDS[:7] + OPTIONAL_MODEL_FIELDS + REQUIRED_MODEL_FIELDS[7:]
 MODEL_DEFAULTS: Dict[str, Any] = {"seed": 42, "num_beams": 50, "sid_levels": -1}
 
 # The original tool cut the dataset name at the first of these markers, tried in this order.

@@ -18,6 +18,7 @@ from remote.fsutil import now_iso, write_json_atomic
 from remote.manifest import (
     MANIFEST_VERSION,
     MODEL_DEFAULTS,
+    WRITE_ORDER,
     default_run_id,
     default_run_name,
     infer_cb_setting,
@@ -27,21 +28,6 @@ from remote.scan import Skipped, discover_models
 
 log = logging.getLogger(__name__)
 
-FIELD_ORDER = (
-    "model_dir",
-    "dataset",
-    "cb_setting",
-    "eval_split",
-    "seed",
-    "num_beams",
-    "sid_levels",
-    "num_train_epochs",
-    "wandb_group",
-    "wandb_project",
-    "wandb_entity",
-    "wandb_run_id",
-    "wandb_run_name",
-)
 INT_FIELDS = ("seed", "num_beams", "sid_levels")
 STR_FIELDS = ("dataset", "cb_setting", "eval_split", "wandb_project", "wandb_run_id", "wandb_run_name")
 
@@ -172,7 +158,7 @@ def build_entry(
     merged["wandb_run_name"] = (
         override.get("wandb_run_name") or sticky.get("wandb_run_name") or default_run_name(model_dir)
     )
-    ordered = {key: merged.get(key) for key in FIELD_ORDER}
+    ordered = {key: merged.get(key) for key in WRITE_ORDER}
     ordered.update({k: v for k, v in merged.items() if k not in ordered})
     return ordered
 
