@@ -77,6 +77,20 @@ def last_pull(inbox: str) -> Optional[Dict[str, Any]]:
     return dict(newest) if isinstance(newest, dict) else None
 
 
+def last_cycle(heartbeat: str) -> Optional[str]:
+    """Given the run loop's heartbeat file, return one line on its last cycle and errors, if any."""
+    try:
+        with open(heartbeat, "r", encoding="utf-8") as handle:
+            document = json.load(handle)
+        line = "last cycle: #{} at {}, exit {}".format(
+            document["cycle"], document["time_iso"], document["last_exit_code"]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    errors = document.get("last_errors") or []
+    return line + ("; last error: " + errors[-1] if errors else "")
+
+
 def render(statuses: List[ModelStatus]) -> str:
     """Given statuses, return a table readable at a glance (one line per model, failures below)."""
     lines = [

@@ -37,6 +37,7 @@ from typing import ContextManager, Dict, List, Optional, Sequence, Tuple
 from local import plan
 from local.errors import UserError
 from local.metrics import FileSig, MetricsResult, read_metrics, scan_checkpoints
+from local.progress import Progress
 from local.state import LOCK_NAME, StateError, load_state, save_state, state_path
 from local.upload_process import run_isolated
 from local.upload_report import ModelOutcome, PassReport, UploadOptions
@@ -116,11 +117,14 @@ def _run_all(entries: Sequence[ModelEntry], options: UploadOptions) -> List[Mode
     outcomes = [outcome for outcome, _ in planned]
     if not jobs:
         return outcomes
+    progress = Progress("uploading models", len(jobs))  # drawn only on a terminal: big backfills
     with ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="upload") as pool:
         results = pool.map(lambda pair: run_isolated(pair[1], options), jobs)
         for (index, _), result in zip(jobs, results):
             result.failed_steps = outcomes[index].failed_steps
             outcomes[index] = result
+            progress.advance()
+    progress.close()
     return outcomes
 
 
