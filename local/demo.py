@@ -115,7 +115,13 @@ def run_demo(workdir: str, mode: str) -> int:
     print(render(collect(os.path.join(demo.results, MANIFEST_NAME), demo.state, mode)))
     print()
     if mode == "offline":
-        say("W&B offline mode: runs are in {}/wandb/ (upload them with 'wandb sync')".format(demo.wandb_dir))
+        # Not 'wandb sync': these runs share their ids with the real ones, so syncing them and
+        # later uploading online would put every checkpoint into the run twice.
+        say(
+            "W&B offline mode: runs written to {}/wandb/; set WANDB_API_KEY and run again to upload".format(
+                demo.wandb_dir
+            )
+        )
     return max(codes)
 
 
