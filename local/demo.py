@@ -19,8 +19,7 @@ from local.errors import UserError
 from local.status import collect, render
 from local.unpack import unpack_bundles
 from local.upload import upload_pass
-from local.upload_report import PassReport, UploadOptions
-from local.wandb_writer import WriterOptions
+from local.upload_report import PassReport, UploadOptions, WriterOptions
 from remote.manifest import MANIFEST_NAME
 from remote.outbox import INDEX_NAME
 from remote.pack import PackOptions, pack

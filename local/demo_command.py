@@ -6,7 +6,6 @@ import argparse
 import os
 
 from local.cliutil import add_command
-from local.demo import run_demo
 
 EXAMPLE = """\
 example:
@@ -35,4 +34,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
         choices=("online", "offline"),
         help="online when WANDB_API_KEY is set, else offline (env WANDB_MODE)",
     )
-    parser.set_defaults(func=lambda args: run_demo(args.workdir, args.wandb_mode))
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo (its modules load only now: they import wandb)."""
+    from local.demo import run_demo
+
+    return run_demo(args.workdir, args.wandb_mode)

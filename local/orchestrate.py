@@ -8,25 +8,23 @@ uploader from a stuck one; SIGTERM/SIGINT end it after the current step.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import threading
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from local.ack import write_ack
 from local.errors import EXIT_OK, UserError
+from local.heartbeat import write_heartbeat
 from local.pull import PullOptions, pull
 from local.unpack import unpack_inbox
 from local.upload import upload_pass, uploader_lock
 from local.upload_report import UploadOptions
-from remote.fsutil import LockHeldError, now_iso, write_json_atomic
+from remote.fsutil import LockHeldError
 
 log = logging.getLogger(__name__)
-HEARTBEAT_VERSION = 1
 
 
 @dataclass
@@ -110,21 +108,6 @@ def _unpack(report: CycleReport, options: CycleOptions) -> Optional[int]:
     return applied[0] if applied else None
 
 
-def write_heartbeat(path: str, phase: str, cycle: int, last: Optional[CycleReport]) -> None:
-    """Given the heartbeat path, record that the loop is alive, in which phase, after which cycle."""
-    document: Dict[str, Any] = {
-        "version": HEARTBEAT_VERSION,
-        "pid": os.getpid(),
-        "time": time.time(),
-        "time_iso": now_iso(),
-        "phase": phase,
-        "cycle": cycle,
-        "last_exit_code": None if last is None else last.exit_code(),
-        "last_errors": [] if last is None else last.errors,
-    }
-    write_json_atomic(path, document)
-
-
 class StopFlag:
     """Set by SIGTERM/SIGINT; the loop checks it between steps and sleeps on it."""
 
@@ -143,6 +126,10 @@ class StopFlag:
             signal.signal(restore, signal.SIG_DFL)
 
 
+def _last(report: Optional[CycleReport]) -> Tuple[Optional[int], List[str]]:
+    return (None, []) if report is None else (report.exit_code(), report.errors)
+
+
 def run_loop(
     options: CycleOptions, interval: float, heartbeat: str, stop: StopFlag, max_cycles: Optional[int] = None
 ) -> int:
@@ -155,26 +142,10 @@ def run_loop(
     with uploader_lock(options.upload):
         while not stop.event.is_set() and (max_cycles is None or cycle < max_cycles):
             cycle += 1
-            write_heartbeat(heartbeat, "cycle", cycle, last)
+            write_heartbeat(heartbeat, "cycle", cycle, *_last(last))
             last = run_cycle(options, take_upload_lock=False)
-            write_heartbeat(heartbeat, "idle", cycle, last)
+            write_heartbeat(heartbeat, "idle", cycle, *_last(last))
             if max_cycles is None or cycle < max_cycles:
                 stop.event.wait(interval)
     log.info("uploader loop stopped after %d cycles", cycle)
     return EXIT_OK
-
-
-def check_health(heartbeat: str, max_age: float, now: Optional[float] = None) -> Optional[str]:
-    """Given the heartbeat path and its allowed age, return None if healthy, else why not."""
-    try:
-        with open(heartbeat, "r", encoding="utf-8") as handle:
-            document = json.load(handle)
-        written = float(document["time"])
-    except FileNotFoundError:
-        return "no heartbeat at {} yet".format(heartbeat)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return "heartbeat {} unreadable ({})".format(heartbeat, exc)
-    age = (time.time() if now is None else now) - written
-    if age > max_age:
-        return "heartbeat is {:.0f} s old (limit {:.0f} s): the loop is stuck or dead".format(age, max_age)
-    return None

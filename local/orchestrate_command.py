@@ -10,20 +10,25 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from local.cliutil import add_command
 from local.errors import EXIT_OK, UserError
-from local.orchestrate import CycleOptions, StopFlag, check_health, run_cycle, run_loop
-from local.pull import PullOptions
+from local.heartbeat import check_health
 from local.pull_command import add_pull_arguments
 from local.pull_command import options_from_args as pull_options_from_args
-from local.upload import uploader_lock
 from local.upload_command import add_upload_arguments
 from local.upload_command import options_from_args as upload_options_from_args
 
+if TYPE_CHECKING:
+    from local.orchestrate import CycleOptions
+    from local.pull import PullOptions
+
+# local.orchestrate (wandb, paramiko) is imported only by the commands that run a cycle:
+# `health` runs every 30 s in the container and must stay cheap.
+
 log = logging.getLogger(__name__)
-ENV_DEFAULTS = {"results_root": "RESULTS_ROOT", "state_dir": "STATE_DIR", "inbox": "PULL_INBOX"}
+ENV_DEFAULTS = {"results_root": "RESULTS_ROOT", "state_dir": "STATE_DIR"}
 
 ONCE_EXAMPLE = """\
 Pulls only when a host is configured (--host or PULL_HOST); otherwise unpacks whatever is in
@@ -57,7 +62,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     # The upload flags' defaults are the original tool's; the service reads them from the env.
     defaults: Dict[str, Any] = {dest: env(name) for dest, name in ENV_DEFAULTS.items() if env(name)}
-    defaults.setdefault("inbox", "inbox")
+    defaults["inbox"] = env("PULL_INBOX") or "inbox"
     if env("POLL_INTERVAL_SECONDS"):
         defaults["poll_interval_seconds"] = float(env("POLL_INTERVAL_SECONDS", "60"))
     if env("MODEL_FILTER"):
@@ -134,6 +139,8 @@ def load_api_key_file(required: bool = True) -> None:
 def cycle_options(args: argparse.Namespace) -> CycleOptions:
     """Given parsed flags, return the cycle's options (pull only when a host is configured)."""
     load_api_key_file(required=args.wandb_mode == "online" and not args.disable_wandb)
+    from local.orchestrate import CycleOptions
+
     upload = upload_options_from_args(args)
     pull: Optional[PullOptions] = None
     if args.host:
@@ -158,6 +165,9 @@ def run_once(args: argparse.Namespace) -> int:
     The uploader lock is held for the whole cycle, not only the upload: a ``once`` beside a
     running service must not pull, unpack or ack either.
     """
+    from local.orchestrate import run_cycle
+    from local.upload import uploader_lock
+
     options = cycle_options(args)
     with uploader_lock(options.upload):
         report = run_cycle(options, take_upload_lock=False)
@@ -168,6 +178,8 @@ def run_once(args: argparse.Namespace) -> int:
 
 def run_forever(args: argparse.Namespace) -> int:
     """Run the loop until SIGTERM/SIGINT (or --max-cycles)."""
+    from local.orchestrate import StopFlag, run_loop
+
     options = cycle_options(args)
     stop = StopFlag()
     stop.install()

@@ -7,11 +7,16 @@ import logging
 import os
 import re
 import socket
+from typing import TYPE_CHECKING
 
 from local.cliutil import add_command
 from local.errors import EXIT_OK, UserError
-from local.pull import PullOptions, pull
-from local.sftp import ConnectionParams
+
+if TYPE_CHECKING:
+    from local.pull import PullOptions
+
+# local.pull and local.sftp (paramiko) load only when a pull is built: registering this command
+# (and its flags, reused by once/run) must not make every local command pay for them.
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +116,9 @@ def options_from_args(args: argparse.Namespace) -> PullOptions:
         port, timeout = int(args.port), float(args.timeout)
     except ValueError:
         raise UserError("--port and --timeout must be numbers", "e.g. --port 22 --timeout 30")
+    from local.pull import PullOptions
+    from local.sftp import ConnectionParams
+
     params = ConnectionParams(
         host=args.host,
         port=port,
@@ -126,6 +134,8 @@ def options_from_args(args: argparse.Namespace) -> PullOptions:
 
 def run(args: argparse.Namespace) -> int:
     """Given parsed arguments, pull and print one summary line."""
+    from local.pull import pull
+
     report = pull(options_from_args(args))
     acked = "; acked seq {}".format(report.acked_seq) if report.acked_seq is not None else ""
     print(

@@ -11,7 +11,6 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
-from local.pull import STATE_NAME as PULL_STATE_NAME
 from local.state import StateError, load_state, mode_state_dir, state_path
 from remote.manifest import ManifestError, load_manifest
 
@@ -68,6 +67,8 @@ def collect(manifest_path: str, state_dir: str, mode: str = "online") -> List[Mo
 
 def last_pull(inbox: str) -> Optional[Dict[str, Any]]:
     """Given the inbox, return the newest bundle the puller verified there, if any."""
+    from local.pull import STATE_NAME as PULL_STATE_NAME  # paramiko: only when an inbox is asked for
+
     try:
         with open(os.path.join(inbox, PULL_STATE_NAME), "r", encoding="utf-8") as handle:
             bundles = json.load(handle).get("bundles", {})
@@ -75,20 +76,6 @@ def last_pull(inbox: str) -> Optional[Dict[str, Any]]:
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
     return dict(newest) if isinstance(newest, dict) else None
-
-
-def last_cycle(heartbeat: str) -> Optional[str]:
-    """Given the run loop's heartbeat file, return one line on its last cycle and errors, if any."""
-    try:
-        with open(heartbeat, "r", encoding="utf-8") as handle:
-            document = json.load(handle)
-        line = "last cycle: #{} at {}, exit {}".format(
-            document["cycle"], document["time_iso"], document["last_exit_code"]
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    errors = document.get("last_errors") or []
-    return line + ("; last error: " + errors[-1] if errors else "")
 
 
 def render(statuses: List[ModelStatus]) -> str:

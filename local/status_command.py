@@ -6,7 +6,8 @@ import argparse
 import os
 
 from local.cliutil import add_command
-from local.status import collect, last_cycle, last_pull, render, to_json
+from local.heartbeat import describe_last_cycle
+from local.status import collect, last_pull, render, to_json
 from remote.manifest import MANIFEST_NAME
 
 EXAMPLE = """\
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                     pull.get("seq"), pull.get("verified_at") or pull.get("name")
                 )
             )
-        loop = last_cycle(os.path.join(args.state_dir, "heartbeat.json"))
+        loop = describe_last_cycle(os.path.join(args.state_dir, "heartbeat.json"))
         if loop:
             print(loop)
     return 1 if any(s.error or s.failed for s in statuses) else 0

@@ -14,8 +14,10 @@ import time
 
 from local.cliutil import add_command
 from local.errors import EXIT_OK, UserError
-from local.upload import PassReport, UploadOptions, upload_pass, uploader_lock
-from local.wandb_writer import WriterOptions
+from local.upload_report import PassReport, UploadOptions, WriterOptions
+
+# local.upload (and through it wandb) loads only when a pass runs: these flags are registered by
+# every local command's parser, and `health` runs every 30 s in the container.
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +164,8 @@ def options_from_args(args: argparse.Namespace) -> UploadOptions:
 
 def run_upload(args: argparse.Namespace) -> int:
     """Given parsed flags, run one pass (``--once``) or poll forever; return the exit code."""
+    from local.upload import upload_pass, uploader_lock
+
     options = options_from_args(args)
     if args.once:
         report = upload_pass(options)

@@ -8,7 +8,21 @@ from typing import Dict, List, Optional, Sequence
 
 from local.errors import EXIT_FAILED, EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT
 from local.state import mode_state_dir
-from local.wandb_writer import WriterOptions
+
+
+@dataclass
+class WriterOptions:
+    """How runs are opened: mode, resume policy, timeouts and the retry budget."""
+
+    mode: str = "online"
+    resume: str = "allow"
+    job_type: str = "eval"
+    init_timeout: float = 90.0
+    finish_timeout: float = 300.0
+    retry_attempts: int = 4
+    retry_wait_max: float = 60.0
+    wandb_dir: Optional[str] = None
+    lean: bool = True
 
 
 @dataclass

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 import wandb
@@ -34,6 +33,7 @@ from tenacity import (
 )
 from wandb.sdk.mailbox.mailbox_handle import ServerResponseError
 
+from local.upload_report import WriterOptions  # noqa: F401 - re-exported for callers
 from remote.manifest import ModelEntry
 
 log = logging.getLogger(__name__)
@@ -65,21 +65,6 @@ DELETED_FIX = (
     "re-run 'python -m remote prepare-manifest' (and pack/pull), then upload again"
 )
 AUTH_FIX = "check WANDB_API_KEY and that it may write to this entity/project"
-
-
-@dataclass
-class WriterOptions:
-    """How runs are opened: mode, resume policy, timeouts and the retry budget."""
-
-    mode: str = "online"
-    resume: str = "allow"
-    job_type: str = "eval"
-    init_timeout: float = 90.0
-    finish_timeout: float = 300.0
-    retry_attempts: int = 4
-    retry_wait_max: float = 60.0
-    wandb_dir: Optional[str] = None
-    lean: bool = True
 
 
 def retry_policy(options: WriterOptions) -> Retrying:

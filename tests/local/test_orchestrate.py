@@ -16,7 +16,7 @@ import pytest
 import local.orchestrate
 from local.cli import main
 from local.errors import TransientError
-from local.orchestrate import check_health
+from local.heartbeat import check_health
 from local.orchestrate_command import load_api_key_file
 from local.state import load_state, mode_state_dir, state_path
 from remote import cli as remote_cli
@@ -219,3 +219,24 @@ def test_orchestrate_empty_api_key_file_is_a_one_line_error(
     online = [a if a != "offline" else "online" for a in _local_args(tmp_path)]
     assert main(["once", *online]) == 2
     assert capsys.readouterr().err.startswith("Error: WANDB_API_KEY_FILE")
+
+
+def test_orchestrate_health_and_status_never_load_the_sdk_or_ssh(tmp_path: Path) -> None:
+    # The healthcheck runs every 30 s for the service's life: importing wandb made each 0.6 s, 68 MB.
+    heartbeat = tmp_path / "heartbeat.json"
+    heartbeat.write_text(json.dumps({"time": time.time()}))
+    probe = (
+        "import sys; from local.cli import main; "
+        "codes = [main(['health', '--heartbeat-file', sys.argv[1]]), "
+        "main(['status', '--results-root', sys.argv[2]])]; "
+        "loaded = [m for m in ('wandb', 'paramiko', 'tenacity', 'local.orchestrate') if m in sys.modules]; "
+        "print('LOADED', loaded, codes)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(heartbeat), str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "LOADED [] [0, 1]" in result.stdout, result.stdout + result.stderr

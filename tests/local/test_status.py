@@ -43,10 +43,9 @@ def test_status_table_shows_counts_best_and_failures(uploaded: Path, capsys: pyt
 
 
 def test_status_shows_the_loops_last_cycle_and_error(uploaded: Path, capsys: pytest.CaptureFixture) -> None:
-    from local.orchestrate import CycleReport, write_heartbeat
+    from local.heartbeat import write_heartbeat
 
-    report = CycleReport(codes={"pull": 3}, errors=["pull: cannot reach gpu01:22"])
-    write_heartbeat(str(uploaded / "state" / "heartbeat.json"), "idle", 7, report)
+    write_heartbeat(str(uploaded / "state" / "heartbeat.json"), "idle", 7, 3, ["pull: cannot reach gpu01:22"])
     main(["status", "--results-root", str(uploaded / "results"), "--state-dir", str(uploaded / "state")])
     out = capsys.readouterr().out
     assert "last cycle: #7 at " in out and "exit 3; last error: pull: cannot reach gpu01:22" in out
