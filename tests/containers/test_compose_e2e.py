@@ -39,6 +39,7 @@ from tests.containers.dockerenv import (
     require_docker_tools,
     run,
 )
+from tests.fixtures.processes import stop_process
 from tests.wandb_server.server import DEFAULT_API_KEY
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -133,12 +134,7 @@ def wandb_server(tmp_path: Path) -> Iterator[str]:
                 pytest.fail("W&B test server did not start: {!r}\n{}".format(url, log.read()))
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop_process(process)
 
 
 def get_json(url: str) -> Dict[str, Any]:

@@ -27,6 +27,22 @@ def _pack(root: Path, outbox: Path, *extra: str) -> int:
     return main(["pack", "--results-root", str(root), "--outbox", str(outbox), *extra])
 
 
+def _pack_command(root: Path, outbox: Path) -> List[str]:
+    """Return ``python -S -m remote pack`` for a subprocess: -S drops site-packages, so only the
+    standard library is importable (the training machine's situation)."""
+    return [
+        sys.executable,
+        "-S",
+        "-m",
+        "remote",
+        "pack",
+        "--results-root",
+        str(root),
+        "--outbox",
+        str(outbox),
+    ]
+
+
 def _index(outbox: Path) -> List:
     return parse_index(json.loads((outbox / "index.json").read_text()))
 
@@ -191,17 +207,7 @@ def test_pack_killed_mid_write_leaves_a_consistent_outbox(tmp_path: Path) -> Non
     for index in range(6):  # incompressible data makes the write long enough to interrupt
         (root / "ModelA-sft-x" / "checkpoint-1" / "blob{}.bin".format(index)).write_bytes(os.urandom(8 << 20))
     outbox = tmp_path / "outbox"
-    command = [
-        sys.executable,
-        "-S",
-        "-m",
-        "remote",
-        "pack",
-        "--results-root",
-        str(root),
-        "--outbox",
-        str(outbox),
-    ]
+    command = _pack_command(root, outbox)
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while process.poll() is None and time.monotonic() < deadline:
@@ -262,17 +268,7 @@ def test_pack_no_manifest_without_a_manifest_is_a_usage_error(
 
 def test_pack_runs_on_the_standard_library_alone(tree: Path, tmp_path: Path) -> None:
     # python -S: no site-packages, so any third-party import would fail here.
-    command = [
-        sys.executable,
-        "-S",
-        "-m",
-        "remote",
-        "pack",
-        "--results-root",
-        str(tree),
-        "--outbox",
-        str(tmp_path / "outbox"),
-    ]
+    command = _pack_command(tree, tmp_path / "outbox")
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "Published bundle-00000001-full.tar.gz: full, 5 files" in result.stdout
