@@ -240,3 +240,35 @@ def test_orchestrate_health_and_status_never_load_the_sdk_or_ssh(tmp_path: Path)
         timeout=60,
     )
     assert "LOADED [] [0, 1]" in result.stdout, result.stdout + result.stderr
+
+
+def test_orchestrate_disk_error_in_one_step_is_reported_and_the_cycle_goes_on(
+    tmp_path: Path, remote_side: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "inbox").mkdir()
+    uploads: List[str] = []
+
+    def disk_full(results_root, inbox):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(local.orchestrate, "unpack_inbox", disk_full)
+    monkeypatch.setattr(local.orchestrate, "upload_pass", lambda *a, **k: uploads.append("pass") or _Clean())
+    assert main(["once", *_local_args(tmp_path)]) == 1
+    assert "failed: unpack: [Errno 28] No space left on device" in capsys.readouterr().out
+    assert uploads == ["pass"]  # the upload step still ran
+
+
+class _Clean:
+    def exit_code(self) -> int:
+        return 0
+
+
+def test_orchestrate_unreadable_api_key_file_online_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY_FILE", str(tmp_path / "absent"))
+    online = [a if a != "offline" else "online" for a in _local_args(tmp_path)]
+    assert main(["once", *online]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: cannot read WANDB_API_KEY_FILE") and "Hint: mount the W&B key file" in err

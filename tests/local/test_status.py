@@ -71,3 +71,18 @@ def test_status_json_lists_every_model(uploaded: Path, capsys: pytest.CaptureFix
 def test_status_without_manifest_reports_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["status", "--results-root", str(tmp_path)]) == 1
     assert "manifest not found" in capsys.readouterr().out
+
+
+def test_status_corrupt_state_file_is_reported_for_that_model_only(
+    uploaded: Path, capsys: pytest.CaptureFixture
+) -> None:
+    state_file = next((uploaded / "state").glob("ModelA-sft-x-*.json"))
+    state_file.write_text("{half-written")
+    code = main(
+        ["status", "--results-root", str(uploaded / "results"), "--state-dir", str(uploaded / "state")]
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1
+    error_line = out[out.index(next(line for line in out if line.startswith("ModelA-sft-x"))) + 1]
+    assert error_line.startswith("    error: ")
+    assert next(line for line in out if line.startswith("ModelB-sft-y")).split()[2] == "0"
