@@ -28,6 +28,8 @@ from remote.sample import add_next_checkpoint, make_sample_results
 
 log = logging.getLogger(__name__)
 MARKER = ".wandb-eval-demo"
+DEMO_PROJECT = "wandb-eval-pipeline-demo"
+DEMO_RUN_ID_PREFIX = "demo"
 
 
 class Demo:
@@ -56,7 +58,13 @@ class Demo:
     def pack(self) -> None:
         """Training machine: refresh the manifest and publish new results to the outbox."""
         manifest = os.path.join(self.remote_results, MANIFEST_NAME)
-        prepare_manifest(ManifestOptions(self.remote_results, manifest))
+        # The sample models carry real model names, so default ids would be the users' real run
+        # ids: with a key set, the demo would append made-up metrics to their real runs.
+        prepare_manifest(
+            ManifestOptions(
+                self.remote_results, manifest, default_project=DEMO_PROJECT, run_id_prefix=DEMO_RUN_ID_PREFIX
+            )
+        )
         record = pack(PackOptions(self.remote_results, self.outbox)).record
         if record:
             say(

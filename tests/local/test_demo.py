@@ -37,3 +37,21 @@ def test_demo_refuses_to_delete_a_directory_it_did_not_make(
     assert main(["demo", "--workdir", str(tmp_path)]) != 0
     assert (tmp_path / "precious.txt").exists()
     assert "is not a demo directory" in capsys.readouterr().err
+
+
+def test_demo_never_writes_into_the_users_real_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Same model names as real trees: with default ids and project, a demo run with a W&B key set
+    # would append sample metrics to the researchers' real runs.
+    from remote.manifest import default_run_id, infer_cb_setting, infer_dataset, load_manifest
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    workdir = tmp_path / "demo"
+    assert main(["demo", "--workdir", str(workdir)]) == 0
+    models = load_manifest(str(workdir / "local" / "results" / ".wandb_eval_manifest.json")).models
+    real_ids = {
+        default_run_id("eval", m.model_dir, infer_dataset(m.model_dir), infer_cb_setting(m.model_dir), "test")
+        for m in models
+    }
+    assert all(m.wandb_project == "wandb-eval-pipeline-demo" for m in models)
+    assert all(m.wandb_run_id.startswith("demo-") and m.wandb_run_id not in real_ids for m in models)
