@@ -45,7 +45,10 @@ while [ "$stopping" = 0 ]; do
         echo "remote-demo: sshd exited" >&2
         exit 1
     fi
+    # Own project and id prefix: the sample models carry real model names, and with a W&B key set
+    # default ids would append sample metrics to the users' real runs.
     python -m remote pack --results-root /data/results --outbox /data/outbox --keep 20 \
+        --default-project wandb-eval-pipeline-demo --run-id-prefix demo \
         || echo "remote-demo: pack failed (retrying in ${interval}s)" >&2
     sleep "$interval" &
     wait $! || true

@@ -142,6 +142,14 @@ def get_json(url: str) -> Dict[str, Any]:
         return json.loads(response.read().decode("utf-8"))
 
 
+def demo_runs_are_separate(base_url: str) -> bool:
+    """Tell whether every run the demo made is in the demo project with a demo- id (never a real run)."""
+    runs = get_json(base_url + "/_test/runs")["runs"]
+    return bool(runs) and all(
+        r["project"] == "wandb-eval-pipeline-demo" and r["run_id"].startswith("demo-") for r in runs
+    )
+
+
 def steps_by_model(base_url: str) -> Dict[str, List[int]]:
     """Given the server URL, return each run's logged checkpoint steps (in line order) by model_dir."""
     found: Dict[str, List[int]] = {}
@@ -253,6 +261,7 @@ def test_demo_profile_uploads_every_checkpoint_exactly_once(
         )
         TIMER.measure("all sample checkpoints landed", began)
         assert {m: sorted(s) for m, s in landed.items()} == expected
+        assert demo_runs_are_separate(wandb_server), "the demo must never write into real run ids"
 
         began = time.monotonic()
         added = compose(
