@@ -10,7 +10,7 @@ PACK_ARGS ?=
 STATE_DIR ?= state/wandb_eval_uploader
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo status prepare-manifest remote-pack lint typecheck vermin check test bench-remote bench-pull bench-upload
+.PHONY: help venv demo status prepare-manifest remote-pack lint typecheck layers vermin check test bench-remote bench-pull bench-upload
 
 help: ## show the targets and what they do
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -58,10 +58,13 @@ lint: $(VENV)/.installed ## ruff on the whole tree
 typecheck: $(VENV)/.installed ## mypy on remote/ and local/
 	$(VENV)/bin/mypy
 
+layers: $(VENV)/.installed ## import-linter: remote never imports local; local imports only remote.contract
+	$(VENV)/bin/lint-imports
+
 vermin: $(VENV)/.installed ## prove remote/ runs on Python 3.9 (standard library only)
 	$(VENV)/bin/vermin --no-tips --violations --eval-annotations -t=3.9- remote
 
-check: lint typecheck vermin ## all static checks
+check: lint typecheck layers vermin ## all static checks
 
 test: $(VENV)/.installed ## run the whole test suite
 	$(VPY) -m pytest

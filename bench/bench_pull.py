@@ -28,9 +28,10 @@ from typing import Callable, List
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from local.pull import PullOptions, pull  # noqa: E402
-from remote import outbox  # noqa: E402
-from remote.fsutil import now_iso  # noqa: E402
+from local.transfer.pull import PullOptions, pull_inbox  # noqa: E402
+from remote.contract import outbox  # noqa: E402
+from remote.contract.files import now_iso  # noqa: E402
+from remote.contract.names import INDEX_NAME  # noqa: E402
 from tests.fixtures.sshd import SshServer, start_sshd  # noqa: E402
 
 
@@ -46,7 +47,7 @@ def publish(outbox_dir: Path, megabytes: int) -> outbox.BundleRecord:
             handle.write(block)
     size = (outbox_dir / name).stat().st_size
     record = outbox.BundleRecord(1, "full", name, size, digest.hexdigest(), 1, now_iso())
-    (outbox_dir / outbox.INDEX_NAME).write_bytes(outbox.dumps(outbox.index_to_json([record], now_iso())))
+    (outbox_dir / INDEX_NAME).write_bytes(outbox.dumps(outbox.index_to_json([record], now_iso())))
     return record
 
 
@@ -55,7 +56,7 @@ def run_pull(server: SshServer, work: Path, record: outbox.BundleRecord) -> None
     inbox = work / "inbox"
     shutil.rmtree(inbox, ignore_errors=True)
     options = PullOptions(server.params(work / "known_hosts"), str(work / "outbox"), str(inbox), "bench")
-    report = pull(options)
+    report = pull_inbox(options)
     assert report.downloaded == [record.name], report
 
 

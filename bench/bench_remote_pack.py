@@ -93,8 +93,11 @@ def main() -> int:
     root, outbox = work / "results", work / "outbox"
     start = time.perf_counter()
     generate(root, args.models, args.checkpoints)
-    print("generated {} models x {} checkpoints in {:.0f} s".format(
-        args.models, args.checkpoints, time.perf_counter() - start))
+    print(
+        "generated {} models x {} checkpoints in {:.0f} s".format(
+            args.models, args.checkpoints, time.perf_counter() - start
+        )
+    )
     rows = pack_and_tar(root, outbox, work, "first (full)")
     for model in range(args.models):
         model_dir = root / "Bench{:04d}-grec-sft-qwen4B-4-256-dsz0".format(model)

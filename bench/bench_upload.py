@@ -30,14 +30,14 @@ from typing import Any, Dict
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from local import plan  # noqa: E402
-from local.metrics import scan_checkpoints  # noqa: E402
-from local.state import ModelState, save_state, state_path  # noqa: E402
-from local.upload import upload_pass  # noqa: E402
-from local.upload_report import UploadOptions  # noqa: E402
-from local.wandb_writer import WriterOptions  # noqa: E402
+from local.upload import plan  # noqa: E402
+from local.upload.metrics import scan_checkpoints  # noqa: E402
+from local.upload.report import UploadOptions  # noqa: E402
+from local.upload.state import ModelState, save_state, state_path  # noqa: E402
+from local.upload.uploader import upload_pass  # noqa: E402
+from local.upload.writer import WriterOptions  # noqa: E402
 from tests.fixtures.trees import metrics_for  # noqa: E402
-from tests.local.test_upload_support import generated_tree  # noqa: E402
+from tests.fixtures.upload import generated_tree  # noqa: E402
 from tests.wandb_server import WandbTestServer  # noqa: E402
 
 DEFAULT_WORKERS = UploadOptions().workers

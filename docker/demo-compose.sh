@@ -34,6 +34,6 @@ done
 cat <<TEXT
 
 demo: running. Watch:            docker compose --env-file docker/demo.env logs -f
-      add a checkpoint remotely:  docker compose --env-file docker/demo.env exec remote python -m remote.sample /data/results --add-checkpoint
+      add a checkpoint remotely:  docker compose --env-file docker/demo.env exec remote python -m remote.demo.sample /data/results --add-checkpoint
       stop and remove everything: docker compose --env-file docker/demo.env down -v
 TEXT

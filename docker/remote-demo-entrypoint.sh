@@ -32,7 +32,7 @@ CONF
 
 # Sample results once: a restarted container keeps its volume (and any checkpoints added since).
 if [ -z "$(ls -A /data/results)" ]; then
-    python -m remote.sample /data/results
+    python -m remote.demo.sample /data/results
 fi
 
 /usr/sbin/sshd -D -e -f "$conf/sshd_config" &

@@ -2,7 +2,7 @@
 
 import sys
 
-from local.cli import main
+from local.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,22 +1,14 @@
-"""Errors and exit codes shared by every ``python -m local`` command.
+"""The errors every ``python -m local`` command reports as one line ``Error: ...`` plus a hint.
 
-Exit codes (documented in the README and in ``--help``):
-  0  everything done
-  1  some unit of work failed (others went on); see the log lines
-  2  usage or configuration error (bad flag, missing file, malformed input)
-  3  transient failure that outlasted the retries (network down, server 5xx): try again later
-  4  permanent failure that retrying cannot fix (authentication, host key, deleted W&B run)
-  5  another process holds the lock (one uploader per state directory)
+Each carries its exit code (meanings in :mod:`remote.contract.exit_codes`, the one definition
+both roles share).
 """
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_TRANSIENT = 3
-EXIT_PERMANENT = 4
-EXIT_BUSY = 5
+from typing import Optional
+
+from remote.contract.exit_codes import EXIT_PERMANENT, EXIT_TRANSIENT, EXIT_USAGE
 
 
 class UserError(Exception):
@@ -24,7 +16,7 @@ class UserError(Exception):
 
     exit_code = EXIT_USAGE
 
-    def __init__(self, message: str, hint: str = "", exit_code: int | None = None) -> None:
+    def __init__(self, message: str, hint: str = "", exit_code: Optional[int] = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint

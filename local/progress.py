@@ -41,7 +41,5 @@ class Progress:
 
     def _draw(self) -> None:
         percent = 100.0 * self.done / self.total if self.total else 100.0
-        self.stream.write(
-            "\r{}: {}/{}{} ({:.0f}%)".format(self.label, self.done, self.total, self.unit, percent)
-        )
+        self.stream.write(f"\r{self.label}: {self.done}/{self.total}{self.unit} ({percent:.0f}%)")
         self.stream.flush()

@@ -20,9 +20,16 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 
-from remote import outbox
-from remote.fsutil import exclusive_lock, fsync_dir, now_iso, write_bytes_atomic, write_json_atomic
-from remote.manifest import MANIFEST_NAME
+from remote.contract import outbox
+from remote.contract.files import exclusive_lock, fsync_dir, now_iso, write_bytes_atomic, write_json_atomic
+from remote.contract.names import (
+    ACKS_DIR,
+    INDEX_NAME,
+    MANIFEST_NAME,
+    PACK_LOCK_NAME,
+    PACKER_STATE_NAME,
+    TEMP_PREFIX,
+)
 from remote.packplan import FilePlan, Filters, choose_kind, orphan_names, plan_files, plan_retention
 from remote.scan import FileStat, Skipped, snapshot
 
@@ -107,7 +114,7 @@ def write_bundle(
     """Given the planned files, write and rename the bundle; return its record, what it holds, what moved."""
     packed: Dict[str, FileStat] = {}
     changing: List[str] = []
-    fd, tmp_path = tempfile.mkstemp(prefix=outbox.TEMP_PREFIX, dir=options.outbox)
+    fd, tmp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=options.outbox)
     try:
         with os.fdopen(fd, "wb") as raw:
             writer = _HashingWriter(raw)
@@ -145,7 +152,7 @@ def _read_or_none(path: str, expected: FileStat) -> Optional[bytes]:
 
 def load_index(outbox_dir: str) -> List[outbox.BundleRecord]:
     """Given an outbox directory, return its published bundles (none if it has no index yet)."""
-    path = os.path.join(outbox_dir, outbox.INDEX_NAME)
+    path = os.path.join(outbox_dir, INDEX_NAME)
     try:
         with open(path, "rb") as handle:
             return outbox.parse_index(json.load(handle))
@@ -153,14 +160,14 @@ def load_index(outbox_dir: str) -> List[outbox.BundleRecord]:
         return []
     except (ValueError, OSError) as exc:
         raise PackError(
-            "outbox index {} is unusable ({}); move the outbox aside and pack --full".format(path, exc)
-        )
+            f"outbox index {path} is unusable ({exc}); move the outbox aside and pack --full"
+        ) from exc
 
 
 def load_acks(outbox_dir: str) -> List[outbox.Ack]:
     """Given an outbox directory, return the consumers' acknowledgements (bad ones are logged and ignored)."""
     acks: List[outbox.Ack] = []
-    directory = os.path.join(outbox_dir, outbox.ACKS_DIR)
+    directory = os.path.join(outbox_dir, ACKS_DIR)
     names = sorted(os.listdir(directory)) if os.path.isdir(directory) else []
     for name in (n for n in names if n.endswith(".json") and not n.startswith(".")):
         try:
@@ -168,13 +175,13 @@ def load_acks(outbox_dir: str) -> List[outbox.Ack]:
                 acks.append(outbox.parse_ack(json.load(handle)))
         except (OSError, ValueError) as exc:
             # An unreadable ack must not let retention delete what that consumer still needs.
-            raise PackError("ack {} is unreadable ({}); fix or delete it".format(name, exc))
+            raise PackError(f"ack {name} is unreadable ({exc}); fix or delete it") from exc
     return acks
 
 
 def _load_snapshot(outbox_dir: str) -> Optional[Dict[str, FileStat]]:
     try:
-        with open(os.path.join(outbox_dir, outbox.PACKER_STATE_NAME), "rb") as handle:
+        with open(os.path.join(outbox_dir, PACKER_STATE_NAME), "rb") as handle:
             document = json.load(handle)
         return {path: FileStat(int(v[0]), int(v[1])) for path, v in document["files"].items()}
     except FileNotFoundError:
@@ -190,12 +197,12 @@ def _save_snapshot(outbox_dir: str, files: Dict[str, FileStat], last_seq: int) -
         "last_seq": last_seq,
         "files": {path: [s.size, s.mtime_ns] for path, s in sorted(files.items())},
     }
-    write_json_atomic(os.path.join(outbox_dir, outbox.PACKER_STATE_NAME), document)
+    write_json_atomic(os.path.join(outbox_dir, PACKER_STATE_NAME), document)
 
 
 def _publish_index(outbox_dir: str, records: List[outbox.BundleRecord]) -> None:
     write_bytes_atomic(
-        os.path.join(outbox_dir, outbox.INDEX_NAME), outbox.dumps(outbox.index_to_json(records, now_iso()))
+        os.path.join(outbox_dir, INDEX_NAME), outbox.dumps(outbox.index_to_json(records, now_iso()))
     )
 
 
@@ -209,7 +216,7 @@ def prune(
         _publish_index(outbox_dir, kept)  # unpublish first: a reader never sees a missing file
     on_disk = {n for n in os.listdir(outbox_dir) if outbox.parse_bundle_name(n)}
     stale = orphan_names(on_disk, kept)
-    stale += [n for n in os.listdir(outbox_dir) if n.startswith(outbox.TEMP_PREFIX)]
+    stale += [n for n in os.listdir(outbox_dir) if n.startswith(TEMP_PREFIX)]
     for name in stale:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(outbox_dir, name))
@@ -219,7 +226,7 @@ def prune(
 def pack(options: PackOptions) -> PackReport:
     """Given the options, publish a bundle of what is new (or everything, for a full bundle)."""
     os.makedirs(options.outbox, exist_ok=True)
-    with exclusive_lock(os.path.join(options.outbox, outbox.LOCK_NAME), "pack"):
+    with exclusive_lock(os.path.join(options.outbox, PACK_LOCK_NAME), "pack"):
         records = load_index(options.outbox)
         previous = _load_snapshot(options.outbox)
         kind = choose_kind(records, previous is not None, options.full, options.keep)

@@ -9,18 +9,17 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from remote.manifest import MANIFEST_NAME
-from remote.outbox import Ack, BundleRecord
+from remote.contract.names import MANIFEST_NAME
+from remote.contract.outbox import Ack, BundleRecord
+from remote.contract.tree import DEFAULT_EXCLUDES, DEFAULT_MAX_FILE_MB
 from remote.scan import FileStat
-
-DEFAULT_EXCLUDES = ("final_result.json", "rollout.json")
 
 
 @dataclass(frozen=True)
 class Filters:
     """The original tool's filters: files over ``max_bytes`` and excluded basenames never travel."""
 
-    max_bytes: int = 10 * 1024 * 1024
+    max_bytes: int = int(DEFAULT_MAX_FILE_MB * 1024 * 1024)
     exclude_names: Tuple[str, ...] = DEFAULT_EXCLUDES
 
 

@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from remote.fsutil import now_iso, write_json_atomic
-from remote.manifest import (
+from remote.contract.files import now_iso, write_json_atomic
+from remote.contract.manifest import (
     MANIFEST_VERSION,
     MODEL_DEFAULTS,
     WRITE_ORDER,
@@ -70,24 +70,24 @@ def load_overrides(path: str) -> Dict[str, Dict[str, Any]]:
         with open(path, "r", encoding="utf-8") as handle:
             raw = json.load(handle)
     except FileNotFoundError:
-        raise OverridesError("overrides file not found: {}".format(path))
+        raise OverridesError(f"overrides file not found: {path}") from None
     except (OSError, ValueError) as exc:
-        raise OverridesError("overrides file {} is not valid JSON ({})".format(path, exc))
+        raise OverridesError(f"overrides file {path} is not valid JSON ({exc})") from exc
     if not isinstance(raw, dict):
-        raise OverridesError("overrides file {} must hold a JSON object".format(path))
+        raise OverridesError(f"overrides file {path} must hold a JSON object")
     models = raw.get("models", raw)
     if isinstance(models, list):
         pairs = []
         for item in models:
             if not isinstance(item, dict) or not isinstance(item.get("model_dir"), str):
-                raise OverridesError("overrides file {}: every models[] item needs a model_dir".format(path))
+                raise OverridesError(f"overrides file {path}: every models[] item needs a model_dir")
             pairs.append((item["model_dir"], {k: v for k, v in item.items() if k != "model_dir"}))
         models = dict(pairs)
     if not isinstance(models, dict):
-        raise OverridesError("overrides file {}: 'models' must be an object or a list".format(path))
+        raise OverridesError(f"overrides file {path}: 'models' must be an object or a list")
     for model_dir, fields in models.items():
         if not isinstance(fields, dict):
-            raise OverridesError("overrides file {}: entry {!r} must be an object".format(path, model_dir))
+            raise OverridesError(f"overrides file {path}: entry {model_dir!r} must be an object")
     return {str(k): dict(v) for k, v in models.items()}
 
 
@@ -108,9 +108,7 @@ def _checked_override(model_dir: str, override: Dict[str, Any], warnings: List[s
             usable[key] = value
         else:
             warnings.append(
-                "override {}.{}={!r} ignored: wrong type; fix the overrides file".format(
-                    model_dir, key, value
-                )
+                f"override {model_dir}.{key}={value!r} ignored: wrong type; fix the overrides file"
             )
     return usable
 
@@ -169,7 +167,7 @@ def prepare_manifest(options: ManifestOptions) -> ManifestReport:
     model_dirs, skipped = discover_models(options.results_root)
     existing, previous = read_existing(options.output_manifest)
     warnings = [
-        "override for {!r} ignored: no such model under {}".format(name, options.results_root)
+        f"override for {name!r} ignored: no such model under {options.results_root}"
         for name in sorted(set(overrides) - set(model_dirs))
     ]
     models = [

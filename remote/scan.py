@@ -9,12 +9,11 @@ Only ``stat`` is used here; file contents are never read. Standard library only.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+from remote.contract.tree import CHECKPOINT_PREFIX, checkpoint_step
 
 
 @dataclass(frozen=True)
@@ -31,12 +30,6 @@ class FileStat:
 
     size: int
     mtime_ns: int
-
-
-def checkpoint_step(name: str) -> Optional[int]:
-    """Given a directory name, return its step for ``checkpoint-<digits>``, else None."""
-    match = CHECKPOINT_RE.match(name)
-    return int(match.group(1)) if match else None
 
 
 def _scandir(path: str) -> Tuple[List[os.DirEntry], Optional[str]]:
@@ -61,11 +54,11 @@ def model_checkpoints(model_path: str) -> Tuple[List[int], List[Skipped]]:
     entries, error = _scandir(model_path)
     model_dir = os.path.basename(model_path)
     if error:
-        return [], [Skipped(model_dir, "unreadable directory ({})".format(error))]
+        return [], [Skipped(model_dir, f"unreadable directory ({error})")]
     for entry in entries:
-        if not entry.name.startswith("checkpoint-"):
+        if not entry.name.startswith(CHECKPOINT_PREFIX):
             continue
-        label = "{}/{}".format(model_dir, entry.name)
+        label = f"{model_dir}/{entry.name}"
         step = checkpoint_step(entry.name)
         if entry.is_symlink():
             skipped.append(Skipped(label, "symlink (not followed)"))
@@ -86,7 +79,7 @@ def discover_models(results_root: str) -> Tuple[List[str], List[Skipped]]:
     skipped: List[Skipped] = []
     entries, error = _scandir(results_root)
     if error:
-        raise OSError("cannot list results root {}: {}".format(results_root, error))
+        raise OSError(f"cannot list results root {results_root}: {error}")
     for entry in entries:
         if entry.name.startswith("."):
             continue  # the manifest, ledgers and tool folders live here on purpose
@@ -116,16 +109,16 @@ def walk_files(results_root: str) -> Iterator[Tuple[str, Optional[FileStat], Opt
         relative_dir = stack.pop()
         entries, error = _scandir(os.path.join(results_root, relative_dir))
         if error:
-            yield relative_dir, None, Skipped(relative_dir, "unreadable directory ({})".format(error))
+            yield relative_dir, None, Skipped(relative_dir, f"unreadable directory ({error})")
             continue
         for entry in entries:
-            relative = "{}/{}".format(relative_dir, entry.name) if relative_dir else entry.name
+            relative = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
             if entry.name.startswith("."):
                 continue
             try:
                 info = entry.stat(follow_symlinks=False)
             except OSError as exc:
-                yield relative, None, Skipped(relative, "cannot stat ({})".format(exc.strerror))
+                yield relative, None, Skipped(relative, f"cannot stat ({exc.strerror})")
                 continue
             if stat.S_ISLNK(info.st_mode):
                 yield relative, None, Skipped(relative, "symlink (not followed)")

@@ -7,7 +7,7 @@ from typing import Iterator, Tuple
 
 import pytest
 
-import local.cli
+import local.cli.main
 import remote.cli
 
 
@@ -19,7 +19,9 @@ def _commands(parser: argparse.ArgumentParser) -> Iterator[Tuple[str, argparse.A
                 yield name, sub
 
 
-@pytest.mark.parametrize("build", [remote.cli.build_parser, local.cli.build_parser], ids=["remote", "local"])
+@pytest.mark.parametrize(
+    "build", [remote.cli.build_parser, local.cli.main.build_parser], ids=["remote", "local"]
+)
 def test_cli_help_every_command_has_help_ending_with_an_example(build) -> None:
     for name, parser in _commands(build()):
         text = parser.format_help()

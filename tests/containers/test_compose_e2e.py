@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-from remote.sample import make_sample_results
+from remote.demo.sample import make_sample_results
 from tests.containers.dockerenv import (
     BASE_IMAGE_SCRIPT,
     CA_BUNDLE,
@@ -270,7 +270,7 @@ def test_demo_profile_uploads_every_checkpoint_exactly_once(
             "remote",
             "python",
             "-m",
-            "remote.sample",
+            "remote.demo.sample",
             "/data/results",
             "--add-checkpoint",
             timeout=60,

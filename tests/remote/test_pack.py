@@ -17,9 +17,9 @@ import pytest
 
 import remote.pack
 from remote.cli import main
-from remote.fsutil import exclusive_lock
-from remote.manifest import MANIFEST_NAME
-from remote.outbox import Ack, ack_name, ack_to_json, parse_index
+from remote.contract.files import exclusive_lock
+from remote.contract.names import MANIFEST_NAME
+from remote.contract.outbox import Ack, ack_name, ack_to_json, parse_index
 from tests.fixtures.trees import REPO_ROOT, make_results_tree, write_checkpoint
 
 
@@ -189,7 +189,7 @@ def test_pack_interrupted_never_exposes_a_half_bundle_and_loses_nothing(
 
     monkeypatch.setattr(remote.pack.os, "replace", replace)
     monkeypatch.setattr(remote.pack, "write_bytes_atomic", write)
-    monkeypatch.setattr(remote.fsutil, "write_bytes_atomic", write)
+    monkeypatch.setattr(remote.contract.files, "write_bytes_atomic", write)
     assert _pack(tree, outbox) == 1
     _assert_index_consistent(outbox)
     monkeypatch.undo()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import List
 
-from remote.manifest import MANIFEST_NAME
-from remote.outbox import Ack, BundleRecord, bundle_name
+from remote.contract.names import MANIFEST_NAME
+from remote.contract.outbox import Ack, BundleRecord, bundle_name
 from remote.packplan import Filters, choose_kind, orphan_names, plan_files, plan_retention
 from remote.scan import FileStat
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from remote.cli import main
-from remote.manifest import MANIFEST_NAME, default_run_id, parse_manifest
+from remote.contract.manifest import default_run_id, parse_manifest
+from remote.contract.names import MANIFEST_NAME
 from remote.prepare import ManifestOptions, prepare_manifest
 from tests.fixtures.trees import SAMPLE_MANIFEST, SAMPLE_OVERRIDES, make_results_tree, write_checkpoint
 

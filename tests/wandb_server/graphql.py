@@ -171,7 +171,7 @@ def upsert_bucket(ctx: Context, variables: Dict[str, Any]) -> Dict[str, Any]:
     try:
         run, inserted = ctx.store.upsert(key, fields)
     except DeletedRunError as error:
-        raise GraphQLError(409, str(error))
+        raise GraphQLError(409, str(error)) from error
     bucket = {
         "id": run.storage_id,
         "name": run.run_id,

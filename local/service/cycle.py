@@ -1,0 +1,178 @@
+"""The uploader's cycle (pull -> unpack -> ack -> upload) and the loop that repeats it.
+
+One cycle never stops at a failed step: a failed pull still lets the bundles already in the
+inbox be unpacked and uploaded, and every failure is logged and tried again next cycle. The
+loop writes a heartbeat file after each step so a container healthcheck can tell a live
+uploader from a stuck one; SIGTERM/SIGINT end it after the current step.
+
+Pull only pulls and unpack only unpacks; this module ties them together: it tells pull which
+bundle the results root holds (the unpack ledger), and acknowledges to the remote what unpack
+applied, once, after unpack.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from local.errors import UserError
+from local.service.heartbeat import write_heartbeat
+from local.transfer.ack import acknowledge, write_ack
+from local.transfer.pull import PullOptions, PullReport, pull
+from local.transfer.sftp import SftpSession
+from local.unpack.apply import unpack_inbox
+from local.unpack.ledger import ledger_path, load_ledger
+from local.upload.report import UploadOptions
+from local.upload.uploader import upload_pass, uploader_lock
+from remote.contract.exit_codes import EXIT_BUSY, EXIT_FAILED, EXIT_OK
+from remote.contract.files import LockHeldError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CycleOptions:
+    """What one cycle needs; ``pull`` is None when no remote host is configured, ``inbox`` None
+    when the cycle only uploads (``upload`` without ``--once``)."""
+
+    upload: UploadOptions
+    inbox: Optional[str]
+    pull: Optional[PullOptions] = None
+
+
+@dataclass
+class CycleReport:
+    """The exit code of each step that ran, and the one-line errors of those that failed."""
+
+    codes: Dict[str, int] = field(default_factory=dict)
+    errors: List[str] = field(default_factory=list)
+
+    def exit_code(self) -> int:
+        """Return the worst step's exit code (0 when every step succeeded)."""
+        return max(self.codes.values(), default=EXIT_OK)
+
+
+def _step(report: CycleReport, name: str, action: Callable[[], int]) -> None:
+    """Run one step; turn its known failures into a code and a logged line, never an exception."""
+    try:
+        report.codes[name] = action()
+    except (UserError, LockHeldError) as exc:
+        code = exc.exit_code if isinstance(exc, UserError) else EXIT_BUSY
+        message = exc.message if isinstance(exc, UserError) else str(exc)
+        report.codes[name] = code
+        report.errors.append(f"{name}: {message}")
+        log.error("%s failed: %s", name, message)
+    except OSError as exc:
+        # Disk full, permissions, a vanished mount: logged, and the next cycle tries again.
+        report.codes[name] = EXIT_FAILED
+        report.errors.append(f"{name}: {exc}")
+        log.error("%s failed: %s", name, exc)
+
+
+def sync_remote(options: PullOptions, results_root: str, retrying: Any = None) -> PullReport:
+    """Given pull options and the local results root, pull what is new, then ack what is applied.
+
+    What the ``pull`` command does with ``--results-root``: the ledger says where the local side
+    is, and the ack tells the remote what the ledger says was applied (bundles unpacked since the
+    last pull), so the training machine can prune. One SFTP connection for both.
+    """
+    with SftpSession(options.params, retrying) as session:
+        report = pull(session, options, load_ledger(results_root).applied_seq, ledger_path(results_root))
+        applied = load_ledger(results_root).applied_seq
+        if applied and applied != report.remote_ack_seq:
+            acknowledge(session, options.remote_outbox, options.consumer, applied)
+            report.acked_seq = applied
+    return report
+
+
+def run_cycle(options: CycleOptions, take_upload_lock: bool = True) -> CycleReport:
+    """Given the options, pull (if configured), unpack, ack and upload once."""
+    report = CycleReport()
+    pull_options = options.pull
+    pulled: List[PullReport] = []
+    if pull_options is not None:
+        _step(report, "pull", lambda: _pull(pull_options, options.upload.results_root, pulled))
+    applied_seq = _unpack(report, options)
+    remote_ack = pulled[0].remote_ack_seq if pulled else None
+    if pull_options is not None and pulled and applied_seq and applied_seq != remote_ack:
+        # Ack once, right after unpack, so the remote can prune sooner; only when the remote's ack
+        # is behind, so an idle cycle costs one SFTP connection, not two; never after a failed
+        # pull (the remote is unreachable; a later cycle acks instead).
+        _step(report, "ack", lambda: _ack(pull_options, applied_seq))
+    _step(report, "upload", lambda: upload_pass(options.upload, take_lock=take_upload_lock).exit_code())
+    log.info("cycle done: exit %d%s", report.exit_code(), "".join("; " + e for e in report.errors))
+    return report
+
+
+def _pull(options: PullOptions, results_root: str, pulled: List[PullReport]) -> int:
+    with SftpSession(options.params) as session:
+        have = load_ledger(results_root).applied_seq
+        pulled.append(pull(session, options, have, ledger_path(results_root)))
+    return EXIT_OK
+
+
+def _ack(options: PullOptions, applied_seq: int) -> int:
+    write_ack(options.params, options.remote_outbox, options.consumer, applied_seq)
+    return EXIT_OK
+
+
+def _unpack(report: CycleReport, options: CycleOptions) -> Optional[int]:
+    """Apply the inbox's bundles; return the results root's applied seq (None if unpack did not run)."""
+    if not options.inbox or not os.path.isdir(options.inbox):
+        return None
+    inbox = options.inbox
+    applied: List[int] = []
+
+    def unpack() -> int:
+        applied.append(unpack_inbox(options.upload.results_root, inbox).applied_seq)
+        return EXIT_OK
+
+    _step(report, "unpack", unpack)
+    return applied[0] if applied else None
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; the loop checks it between steps and sleeps on it."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        """Catch SIGTERM and SIGINT once; a second signal gets the default (immediate) behaviour."""
+        for number in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(number, self._handle)
+
+    def _handle(self, number: int, frame: Any) -> None:
+        log.info("received %s: finishing the current step, then exiting", signal.Signals(number).name)
+        self.event.set()
+        for restore in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(restore, signal.SIG_DFL)
+
+
+def _last(report: Optional[CycleReport]) -> Tuple[Optional[int], List[str]]:
+    return (None, []) if report is None else (report.exit_code(), report.errors)
+
+
+def run_loop(
+    options: CycleOptions, interval: float, heartbeat: str, stop: StopFlag, max_cycles: int = 0
+) -> int:
+    """Given the options, run cycles every ``interval`` seconds until stopped (or ``max_cycles``).
+
+    The uploader lock is held for the loop's whole life, so a second ``run`` or ``once`` on
+    the same state directory exits at once instead of racing this one.
+    """
+    cycle, last = 0, None
+    with uploader_lock(options.upload):
+        while not stop.event.is_set() and (not max_cycles or cycle < max_cycles):
+            cycle += 1
+            write_heartbeat(heartbeat, "cycle", cycle, *_last(last))
+            last = run_cycle(options, take_upload_lock=False)
+            write_heartbeat(heartbeat, "idle", cycle, *_last(last))
+            if not max_cycles or cycle < max_cycles:
+                stop.event.wait(interval)
+    log.info("uploader loop stopped after %d cycles", cycle)
+    return EXIT_OK

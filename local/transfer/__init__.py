@@ -1,0 +1,1 @@
+"""Getting bundles from the training machine: SFTP connections, resumable downloads, pull, acks."""

@@ -1,0 +1,225 @@
+"""The only module that talks to the wandb SDK: open a run, log rows, set summary, finish.
+
+Settings turn off everything an uploader does not need (system stats, machine info, code and
+git capture, requirements, console capture, job artifacts, the early viewer query) and bound
+every wait: ``init_timeout`` for ``wandb.init`` and ``finish_timeout`` with
+``finish_timeout_raises`` so ``finish()`` raises instead of returning with data unsent (a
+silent return there would let the caller mark unsent rows processed).
+
+SDK errors are sorted into :class:`WandbPermanentError` (401/403, a deleted run's 409, bad
+arguments: retrying cannot help) and :class:`WandbTransientError` (timeouts, 429, 5xx, refused
+connections). Whole session attempts are retried with the named tenacity policy
+:data:`WANDB_RETRY`, each in a fresh process (:mod:`local.upload.process` says why); an attempt
+that failed mid-upload leaves its in-flight record, and the next attempt or pass recovers from
+what the server actually holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from typing import Any, Dict, List, Optional
+
+import wandb
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+    wait_none,
+)
+from wandb.sdk.mailbox.mailbox_handle import ServerResponseError
+
+from local.upload.report import WriterOptions
+from remote.contract.manifest import ModelEntry
+
+log = logging.getLogger(__name__)
+
+
+class WandbTransientError(Exception):
+    """W&B failed in a way that may work later (timeout, 429, 5xx, connection refused)."""
+
+
+class WandbPermanentError(Exception):
+    """W&B refused in a way retrying cannot fix (credentials, deleted run, bad arguments)."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+# Retry policy for upload session attempts: bounded by attempts and total time, jittered exponential wait.
+WANDB_RETRY = Retrying(
+    retry=retry_if_exception_type(WandbTransientError),
+    stop=stop_after_attempt(4) | stop_after_delay(600),
+    wait=wait_exponential_jitter(multiplier=2, max=60, jitter=2),
+    before_sleep=before_sleep_log(log, logging.WARNING),
+    reraise=True,
+)
+
+DELETED_FIX = (
+    "this run id cannot be reused: set a new wandb_run_id for this model in the overrides file, "
+    "re-run 'python -m remote prepare-manifest' (and pack/pull), then upload again"
+)
+AUTH_FIX = "check WANDB_API_KEY and that it may write to this entity/project"
+
+
+def retry_policy(options: WriterOptions) -> Retrying:
+    """Given writer options, return :data:`WANDB_RETRY` with their attempt and wait budget."""
+    wait = (
+        wait_none()
+        if options.retry_wait_max <= 0
+        else wait_exponential_jitter(multiplier=2, max=options.retry_wait_max, jitter=2)
+    )
+    return WANDB_RETRY.copy(
+        stop=stop_after_attempt(max(1, options.retry_attempts)) | stop_after_delay(600), wait=wait
+    )
+
+
+def run_settings(options: WriterOptions) -> wandb.Settings:
+    """Given writer options, return SDK settings: bounded waits, and (lean) no collection."""
+    values: Dict[str, Any] = {
+        "init_timeout": options.init_timeout,
+        "finish_timeout": options.finish_timeout,
+        "finish_timeout_raises": True,
+        "silent": True,
+        "x_disable_viewer": True,
+    }
+    if options.lean:
+        values.update(
+            x_disable_stats=True,
+            x_disable_machine_info=True,
+            x_disable_meta=True,
+            x_save_requirements=False,
+            save_code=False,
+            disable_code=True,
+            disable_git=True,
+            console="off",
+            disable_job_creation=True,
+        )
+    return wandb.Settings(**values)
+
+
+def classify_error(exc: BaseException) -> Exception:
+    """Given an SDK exception, return the matching transient or permanent error."""
+    # The SDK appends multi-line advice ("Consider increasing init_timeout"); keep the first line.
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    lowered = text.lower()
+    if "deleted" in lowered or "409" in lowered or "conflict" in lowered:
+        return WandbPermanentError(f"W&B says the run was deleted ({text})", DELETED_FIX)
+    auth_words = ("401", "403", "unauthorized", "forbidden", "permission", "api key", "authenticat")
+    if isinstance(exc, wandb.errors.AuthenticationError) or any(word in lowered for word in auth_words):
+        return WandbPermanentError(f"W&B refused the credentials ({text})", AUTH_FIX)
+    if isinstance(exc, wandb.errors.UsageError):
+        return WandbPermanentError(f"W&B rejected the run arguments ({text})", "fix the manifest entry")
+    return WandbTransientError(text)
+
+
+class RunSession:
+    """One open W&B run for one model; :meth:`open` it, log, then :meth:`finish` or :meth:`abort`."""
+
+    def __init__(self, run: Any, mode: str) -> None:
+        self.run = run
+        self.mode = mode
+
+    @classmethod
+    def open(cls, entry: ModelEntry, options: WriterOptions) -> RunSession:
+        """Given a model entry, open (create or resume) its run once; raise a sorted error.
+
+        Not retried here: after a timed-out init this process's wandb-core still holds the
+        run id, so retries run in a fresh process (see :mod:`local.upload.process`).
+        """
+        # The SDK types these as Literals; the CLI restricts them to valid choices.
+        resume: Any = options.resume
+        mode: Any = options.mode
+        try:
+            run = wandb.init(
+                id=entry.wandb_run_id,
+                name=entry.wandb_run_name,
+                project=entry.wandb_project,
+                entity=entry.wandb_entity,
+                group=entry.wandb_group,
+                job_type=options.job_type,
+                resume=resume,
+                mode=mode,
+                dir=options.wandb_dir,
+                config=entry.wandb_config(),
+                reinit="create_new",
+                settings=run_settings(options),
+            )
+        except (wandb.errors.Error, ServerResponseError, TimeoutError, OSError) as exc:
+            raise classify_error(exc) from exc
+        run.define_metric("checkpoint_step")
+        run.define_metric("eval/*", step_metric="checkpoint_step")
+        return cls(run, options.mode)
+
+    @property
+    def start_step(self) -> int:
+        """The run's first step in this session: on resume, the rows the server already holds.
+
+        ``starting_step`` comes from the server's resume answer (last ``_step`` + 1); ``run.step``
+        reads 0 after a resume until the first log in wandb 0.31, so it cannot be used here.
+        """
+        return int(self.run.starting_step)
+
+    def log_rows(self, rows: List[Dict[str, Any]], table: Optional[Dict[str, Any]]) -> None:
+        """Given history rows in order, log one row each; the table rides on the last row."""
+        for index, row in enumerate(rows):
+            if table is not None and index == len(rows) - 1:
+                row = dict(row)
+                row[table["key"]] = wandb.Table(columns=table["columns"], data=table["data"])
+            self.run.log(row)
+
+    def set_summary(self, values: Dict[str, Any]) -> None:
+        """Given summary values, set them on the run."""
+        self.run.summary.update(values)
+
+    def finish(self) -> None:
+        """Finish the run; return only when W&B confirmed every row, else raise."""
+        run_dir = os.path.dirname(self.run.dir) if self.mode == "online" else None
+        try:
+            self.run.finish()
+        except (wandb.errors.Error, TimeoutError, OSError) as exc:
+            raise classify_error(exc) from exc
+        if run_dir:
+            # The server has it all; the local copy would only grow by one folder per pass.
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def abort(self) -> None:
+        """Best effort: end a failed run without waiting long; errors here change nothing."""
+        try:
+            self.run.finish(exit_code=1)
+        except (wandb.errors.Error, TimeoutError, OSError) as exc:
+            log.debug("finishing a failed run raised %s", exc)
+
+
+def core_pids_of(parent_pid: int) -> List[int]:
+    """Given a (possibly dead) uploader pid, return the wandb-core processes it started.
+
+    The SDK starts ``wandb-core ... --pid <parent>``; after the parent is SIGKILLed that child
+    may still be flushing rows. Linux /proc only; elsewhere nothing is found.
+    """
+    found: List[int] = []
+    marker = ["--pid", str(parent_pid)]
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return found
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as handle:
+                args = handle.read().decode("utf-8", "replace").split("\x00")
+        except OSError:
+            continue
+        if args and args[0].endswith("wandb-core") and _contains(args, marker):
+            found.append(int(name))
+    return found
+
+
+def _contains(args: List[str], marker: List[str]) -> bool:
+    return any(args[i : i + len(marker)] == marker for i in range(len(args)))

@@ -1,0 +1,241 @@
+"""Contract 1: the eval manifest (``results/.wandb_eval_manifest.json``, version 1).
+
+This module is the single definition of the manifest format. The remote role writes it
+(``prepare-manifest``); the local role reads it (``upload``) through :func:`parse_manifest`.
+Standard library only, Python >= 3.9.
+
+Run ids are the users' link to their existing W&B runs, so the default id is computed exactly
+as the original tool did: ``<prefix>-`` + the first 20 hex digits of SHA-1 over the compact,
+key-sorted JSON of ``{model_dir, dataset, cb_setting, eval_split}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+MANIFEST_VERSION = 1
+
+# Fields every model entry carries; the uploader refuses an entry missing any of them.
+REQUIRED_MODEL_FIELDS = (
+    "model_dir",
+    "dataset",
+    "cb_setting",
+    "eval_split",
+    "seed",
+    "num_beams",
+    "sid_levels",
+    "wandb_project",
+    "wandb_entity",
+    "wandb_run_id",
+    "wandb_run_name",
+)
+# Written for compatibility with manifests of the original tool (null when unset).
+OPTIONAL_MODEL_FIELDS = ("num_train_epochs", "wandb_group")
+# The order fields are written in: the original tool's, so diffs against its manifests stay small.
+WRITE_ORDER = REQUIRED_MODEL_FIELDS[:7] + OPTIONAL_MODEL_FIELDS + REQUIRED_MODEL_FIELDS[7:]
+MODEL_DEFAULTS: Dict[str, Any] = {"seed": 42, "num_beams": 50, "sid_levels": -1}
+
+# The original tool cut the dataset name at the first of these markers, tried in this order.
+DATASET_SPLIT_TOKENS = ("-sft-", "-qwen", "-llama", "-mistral", "-grpo", "-rl")
+CODEBOOK_RE = re.compile(r"(cb\d+(?:-\d+)*)", re.IGNORECASE)
+CODEBOOK_WIDTH_RE = re.compile(r"(?:^|-)4-(\d+)(?:-|$)")
+# W&B run ids may not contain these; we also keep them free of whitespace.
+RUN_ID_FORBIDDEN_RE = re.compile(r"[/\\#?%:\s]")
+
+
+class ManifestError(ValueError):
+    """The manifest as a whole cannot be used (unreadable, wrong version, not an object)."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One validated model of the manifest: what the uploader needs for one W&B run."""
+
+    model_dir: str
+    dataset: str
+    cb_setting: str
+    eval_split: str
+    seed: int
+    num_beams: int
+    sid_levels: int
+    wandb_project: str
+    wandb_entity: Optional[str]
+    wandb_run_id: str
+    wandb_run_name: str
+    wandb_group: Optional[str] = None
+    num_train_epochs: Optional[float] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def wandb_config(self) -> Dict[str, Any]:
+        """Given a model entry, return the W&B run config of Contract 3."""
+        return {
+            "model_dir": self.model_dir,
+            "dataset": self.dataset,
+            "cb_setting": self.cb_setting,
+            "eval_split": self.eval_split,
+            "seed": self.seed,
+            "num_beams": self.num_beams,
+            "sid_levels": self.sid_levels,
+        }
+
+
+@dataclass
+class Manifest:
+    """A parsed manifest: the usable models plus one problem line per unusable entry."""
+
+    version: int
+    generated_at: str
+    results_root: str
+    models: List[ModelEntry]
+    problems: List[str]
+
+
+def stable_hash(payload: Dict[str, Any], length: int = 20) -> str:
+    """Given a JSON-able dict, return a hash that is the same on every machine and Python."""
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:length]
+
+
+def default_run_id(prefix: str, model_dir: str, dataset: str, cb_setting: str, eval_split: str) -> str:
+    """Given the identifying fields of a model, return the original tool's default run id."""
+    key = {"model_dir": model_dir, "dataset": dataset, "cb_setting": cb_setting, "eval_split": eval_split}
+    return f"{prefix}-{stable_hash(key, 20)}"
+
+
+def default_run_name(model_dir: str) -> str:
+    """Given a model directory name, return the original tool's default run name."""
+    cleaned = re.sub(r"[^a-zA-Z0-9_.-]+", "-", model_dir).strip("-_.")
+    return "{}-eval".format(cleaned or "unknown")
+
+
+def infer_dataset(model_dir: str) -> str:
+    """Given a model directory name, infer the dataset as the original tool did."""
+    prefix = model_dir
+    for token in DATASET_SPLIT_TOKENS:
+        if token in model_dir:
+            prefix = model_dir.split(token, 1)[0]
+            break
+    return (prefix or model_dir).replace("-", "_")
+
+
+def infer_cb_setting(model_dir: str) -> str:
+    """Given a model directory name, infer the codebook setting (``cb64``) or ``none``."""
+    match = CODEBOOK_RE.search(model_dir)
+    if match:
+        return match.group(1)
+    width = CODEBOOK_WIDTH_RE.search(model_dir)
+    if width:
+        return f"cb{width.group(1)}"
+    return "none"
+
+
+def is_plain_dir_name(name: Any) -> bool:
+    """Given a value, tell whether it is a safe single directory name (no separators, no dots)."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and not name.startswith(".")
+        and "/" not in name
+        and "\\" not in name
+        and "\x00" not in name
+    )
+
+
+def _optional_str(value: Any) -> Optional[str]:
+    return None if value in (None, "") else str(value)
+
+
+def _check_entry(raw: Any, index: int) -> Tuple[Optional[ModelEntry], Optional[str]]:
+    """Given one raw ``models[]`` item, return (entry, None) or (None, one-line problem)."""
+    if not isinstance(raw, dict):
+        return None, f"models[{index}] is not an object; regenerate the manifest"
+    name = raw.get("model_dir")
+    label = f"model {name!r}" if isinstance(name, str) else f"models[{index}]"
+    if not is_plain_dir_name(name):
+        return None, f"{label}: model_dir must be a plain directory name; fix it in the manifest"
+    missing = [key for key in REQUIRED_MODEL_FIELDS if key not in raw]
+    if missing:
+        return None, "{}: missing fields {}; regenerate the manifest".format(label, ", ".join(missing))
+    run_id = raw["wandb_run_id"]
+    if not isinstance(run_id, str) or not run_id or RUN_ID_FORBIDDEN_RE.search(run_id) or len(run_id) > 128:
+        return (
+            None,
+            f"{label}: wandb_run_id {run_id!r} is not a valid W&B run id; set one in the overrides file",
+        )
+    try:
+        epochs = raw.get("num_train_epochs")
+        known = set(REQUIRED_MODEL_FIELDS) | set(OPTIONAL_MODEL_FIELDS)
+        entry = ModelEntry(
+            model_dir=str(name),
+            dataset=str(raw["dataset"]),
+            cb_setting=str(raw["cb_setting"]),
+            eval_split=str(raw["eval_split"]),
+            seed=int(raw["seed"]),
+            num_beams=int(raw["num_beams"]),
+            sid_levels=int(raw["sid_levels"]),
+            wandb_project=str(raw["wandb_project"] or ""),
+            wandb_entity=_optional_str(raw["wandb_entity"]),
+            wandb_run_id=run_id,
+            wandb_run_name=str(raw["wandb_run_name"] or run_id),
+            wandb_group=_optional_str(raw.get("wandb_group")),
+            num_train_epochs=None if epochs in (None, "") else float(epochs),
+            extra={k: v for k, v in raw.items() if k not in known},
+        )
+    except (TypeError, ValueError) as exc:
+        return None, f"{label}: bad field value ({exc}); fix it in the manifest or overrides"
+    if not entry.wandb_project:
+        return None, f"{label}: wandb_project is empty; set --default-project or an override"
+    return entry, None
+
+
+def parse_manifest(data: Any) -> Manifest:
+    """Given decoded manifest JSON, return the usable models and one problem per bad entry.
+
+    A bad entry never hides the others; a duplicated model_dir keeps its first entry only.
+    """
+    if not isinstance(data, dict):
+        raise ManifestError("manifest root is not a JSON object")
+    if data.get("version") != MANIFEST_VERSION:
+        raise ManifestError(
+            "manifest version {!r} is not supported (expected {}); regenerate it with "
+            "'python -m remote prepare-manifest'".format(data.get("version"), MANIFEST_VERSION)
+        )
+    raw_models = data.get("models")
+    if not isinstance(raw_models, list):
+        raise ManifestError("manifest 'models' is not a list")
+    models: List[ModelEntry] = []
+    problems: List[str] = []
+    seen = set()
+    for index, raw in enumerate(raw_models):
+        entry, problem = _check_entry(raw, index)
+        if entry is not None and entry.model_dir in seen:
+            problem = f"model {entry.model_dir!r}: listed twice; only the first entry is used"
+            entry = None
+        if entry is None:
+            problems.append(problem or f"models[{index}]: unusable")
+            continue
+        seen.add(entry.model_dir)
+        models.append(entry)
+    return Manifest(
+        version=MANIFEST_VERSION,
+        generated_at=str(data.get("generated_at") or ""),
+        results_root=str(data.get("results_root") or ""),
+        models=models,
+        problems=problems,
+    )
+
+
+def load_manifest(path: str) -> Manifest:
+    """Given a manifest path, read and parse it; raise ManifestError with a one-line reason."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise ManifestError(f"manifest not found: {path}; run 'python -m remote prepare-manifest'") from None
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"manifest {path} is unreadable ({exc}); regenerate it") from exc
+    return parse_manifest(data)

@@ -1,0 +1,1 @@
+"""Demo data for the training-machine side: a sample results tree (not part of the product path)."""

@@ -1,0 +1,57 @@
+"""demo: the README's first command works on a fresh machine with no W&B account."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from local.cli.main import main
+from remote.demo.sample import SAMPLE_MODELS
+
+
+def test_demo_uploads_every_sample_checkpoint_then_only_the_new_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    workdir = tmp_path / "demo"
+    assert main(["demo", "--workdir", str(workdir)]) == 0
+    out = capsys.readouterr().out
+    total = sum(len(steps) for _, steps in SAMPLE_MODELS) + 1  # + the metrics.tsv-only checkpoint
+    assert "uploaded {} checkpoints to W&B (6 runs opened)".format(total) in out
+    assert "uploaded 1 checkpoints to W&B (1 runs opened)" in out
+    assert "uploaded 0 checkpoints to W&B (0 runs opened)" in out
+    assert len(list((workdir / "local" / "wandb").glob("offline-run-*/run-*.wandb"))) == 7
+    first = SAMPLE_MODELS[0][0]
+    assert any(
+        line.startswith(first) and line.split()[2] == str(len(SAMPLE_MODELS[0][1]) + 1)
+        for line in out.splitlines()
+    )
+
+
+def test_demo_refuses_to_delete_a_directory_it_did_not_make(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    assert main(["demo", "--workdir", str(tmp_path)]) != 0
+    assert (tmp_path / "precious.txt").exists()
+    assert "is not a demo directory" in capsys.readouterr().err
+
+
+def test_demo_never_writes_into_the_users_real_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Same model names as real trees: with default ids and project, a demo run with a W&B key set
+    # would append sample metrics to the researchers' real runs.
+    from remote.contract.manifest import default_run_id, infer_cb_setting, infer_dataset, load_manifest
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    workdir = tmp_path / "demo"
+    assert main(["demo", "--workdir", str(workdir)]) == 0
+    models = load_manifest(str(workdir / "local" / "results" / ".wandb_eval_manifest.json")).models
+    real_ids = {
+        default_run_id("eval", m.model_dir, infer_dataset(m.model_dir), infer_cb_setting(m.model_dir), "test")
+        for m in models
+    }
+    assert all(m.wandb_project == "wandb-eval-pipeline-demo" for m in models)
+    assert all(m.wandb_run_id.startswith("demo-") and m.wandb_run_id not in real_ids for m in models)
