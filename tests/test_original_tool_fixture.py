@@ -480,3 +480,21 @@ def test_python_tarfile_fallback_has_the_same_members_in_gnu_format(pack_tree, t
 
     assert tar_members(by_python) == tar_members(by_tar)
     assert b"././@LongLink" in gzip.decompress(by_python[0].read_bytes())
+
+
+def test_lost_state_reuploads_into_the_same_run_without_duplicate_rows(tmp_path, wandb_server):
+    results = tmp_path / "results"
+    manifest = write_manifest(results, manifest_item("m"))
+    for step in (100, 200):
+        write_checkpoint(results, "m", step)
+    kwargs = dict(variants=("ckpt_step",), settings=wandb.Settings(**SETTINGS))
+    first = replay_original_upload(results, manifest, tmp_path / "state", **kwargs)
+    first.runs[0].state_file.unlink()
+    write_checkpoint(results, "m", 300)
+
+    again = replay_original_upload(results, manifest, tmp_path / "state", **kwargs)
+
+    assert again.steps == {"eval-m": (100, 200, 300)}  # the original re-sent everything...
+    record = wandb_server.run("eval-m")
+    assert [row["_step"] for row in record.history] == [100, 200, 300]  # ...but 100, 200 were dropped
+    assert [row[0] for row in last_table(record)["data"]] == [100, 200, 300]
