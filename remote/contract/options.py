@@ -66,6 +66,16 @@ _REMOTE = (
     _option("--default-entity", "MANIFEST_DEFAULT_ENTITY", "str", "", "W&B entity (empty: the key's)"),
     _option("--default-eval-split", "MANIFEST_DEFAULT_EVAL_SPLIT", "str", "test", "eval split per model"),
     _option("--run-id-prefix", "RUN_ID_PREFIX", "str", "eval", "prefix of generated run ids"),
+    _option(
+        "--default-num-train-epochs",
+        "MANIFEST_DEFAULT_NUM_TRAIN_EPOCHS",
+        "float",
+        None,
+        "num_train_epochs recorded per model (with max_steps or steps_per_epoch it fixes epoch_progress)",
+    ),
+    _option(
+        "--default-wandb-group", "MANIFEST_DEFAULT_WANDB_GROUP", "str", "", "W&B group recorded per model"
+    ),
     _option("--outbox", "OUTBOX", "str", "./outbox", "outbox directory the uploader pulls from"),
     _option("--no-manifest", "PACK_NO_MANIFEST", "bool", False, "do not refresh the manifest first"),
     _option("--full", "PACK_FULL", "bool", False, "pack every file, not only new or changed ones"),
@@ -153,8 +163,22 @@ _UPLOAD = (
         "WANDB_MODE",
         "str",
         "online",
-        "online, or offline (local run files)",
-        choices=("online", "offline"),
+        "online; offline (local run files only); disabled (validate and report, like --disable-wandb)",
+        choices=("online", "offline", "disabled"),
+    ),
+    _option(
+        "--variants",
+        "WANDB_UPLOAD_VARIANTS",
+        "str",
+        "ckpt_step,epoch",
+        "runs per model: ckpt_step (one row per checkpoint) and/or epoch (the <run id>-epoch run)",
+    ),
+    _option(
+        "--manifest-overrides",
+        "WANDB_EVAL_MANIFEST_OVERRIDES",
+        "str",
+        "config/wandb_eval_manifest_overrides.json",
+        "overrides applied to the manifest at upload time (the default is used only if it exists)",
     ),
     _option(
         "--wandb-resume",
@@ -278,7 +302,7 @@ def _type_for(option: Option) -> Any:
 def help_text(option: Option) -> str:
     """Given an option, return its help line: what it does, its variable, its default."""
     default = option.shown_default or ("off" if option.kind == "bool" else repr(option.default))
-    if option.default in ("", []) and not option.shown_default:
+    if option.default in ("", [], None) and not option.shown_default:
         default = "none"
     return f"{option.help} (env {option.env}; default {default})"
 

@@ -30,8 +30,8 @@ def test_manifest_original_tool_manifest_parses_with_extra_fields(original: dict
     assert len(manifest.models) == 6
     first = manifest.models[0]
     assert first.wandb_entity is None and first.num_train_epochs is None
-    assert first.extra == {"variants": {"epoch": {"wandb_group": "epoch"}}}
-    assert first.wandb_config()["cb_setting"] == "none"
+    assert first.extra == {} and first.variants == {"epoch": {"wandb_group": "epoch"}}
+    assert first.cb_setting == "none"
 
 
 @pytest.mark.parametrize(
@@ -41,8 +41,8 @@ def test_manifest_original_tool_manifest_parses_with_extra_fields(original: dict
         ({"model_dir": "a/b"}, "plain directory name"),
         ({"model_dir": ".hidden"}, "plain directory name"),
         ({"wandb_run_id": "bad/id"}, "not a valid W&B run id"),
-        ({"seed": "forty-two"}, "bad field value"),
-        ({"wandb_project": ""}, "wandb_project is empty"),
+        ({"seed": "forty-two"}, "seed must be an integer, not 'forty-two'"),
+        ({"wandb_project": ""}, "wandb_project must be non-empty text"),
     ],
 )
 def test_manifest_bad_entry_is_reported_and_others_kept(original: dict, change: dict, expected: str) -> None:
