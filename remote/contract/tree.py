@@ -19,6 +19,12 @@ METRIC_FILES = ("metrics.json", "metrics.tsv")
 # never travel (pack) and are never accepted (unpack).
 DEFAULT_MAX_FILE_MB = 10.0
 DEFAULT_EXCLUDES = ("final_result.json", "rollout.json")
+# What one bundle may expand to on the uploader (unpack ``--max-bytes``). Measured on the real
+# sample tree (../shared/samples/genrec-results): 35 checkpoints hold 16,384 bytes of metrics.json
+# + metrics.tsv, about 470 bytes per checkpoint, plus about 530 bytes of manifest per model. A full
+# bundle of a large lab (5,000 models x 200 checkpoints) thus declares about 0.47 GB; 2 GiB is four
+# times that, and still stops a bundle that would fill the uploader's disk.
+DEFAULT_MAX_BUNDLE_BYTES = 2 * 1024**3
 
 
 def checkpoint_step(name: str) -> Optional[int]:

@@ -101,7 +101,7 @@ def test_unpack_refuses_size_bomb_by_its_headers(tmp_path: Path) -> None:
     assert path.stat().st_size < 1024 * 1024
     root = tmp_path / "results"
     with pytest.raises(UserError, match="ModelA/huge.bin.*over 1048576 bytes"):
-        unpack_bundles(str(root), [str(path)], Limits(max_bytes=1024 * 1024))
+        unpack_bundles(str(root), [str(path)], Limits(max_bytes=1024 * 1024, max_file_bytes=big.size))
     assert results_listing(root) == [".unpack.lock"]
 
 
