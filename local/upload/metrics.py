@@ -25,14 +25,17 @@ model and one ``stat`` per checkpoint) and reads no file whose (size, mtime_ns) 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from remote.contract.manifest import ModelEntry
 from remote.contract.tree import METRIC_FILES, checkpoint_step
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,9 @@ MAX_METRICS_BYTES = 4 * 1024 * 1024
 # Grouped metrics nest a level or two ({"test": {"HR@10": ...}}); deeper values are dropped, and
 # the recursion stays far from Python's limit whatever the file holds.
 MAX_NESTING = 8
+
+# repr() shows an undecodable byte (a lone surrogate, as os and json keep it) as \udcXX; show \xXX.
+_SURROGATE_RE = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])")
 
 # (file name, size, mtime_ns): enough to notice a rewritten metrics file without reading it.
 FileSig = Tuple[str, int, int]
@@ -88,6 +94,27 @@ def scan_checkpoints(model_path: str) -> Dict[int, Optional[FileSig]]:
             continue
         found[step] = _file_sig(entry.path)
     return found
+
+
+def shown_name(name: str) -> str:
+    """Given a name from the results tree, return it quoted on one line, a byte not UTF-8 as \\xNN."""
+    return _SURROGATE_RE.sub(r"\1\\x\2", repr(name))
+
+
+def unnamable_field(entry: ModelEntry) -> Optional[str]:
+    """Given a manifest entry, return the first field whose text is not valid UTF-8, else None.
+
+    The original tool's manifest keeps a folder name's undecodable bytes as JSON escapes
+    (``"caf\\udce9"``); such text can go neither into the model's state file nor into a W&B run.
+    """
+    for item in dataclasses.fields(entry):
+        try:
+            json.dumps(getattr(entry, item.name), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return item.name
+        except (TypeError, ValueError):
+            continue  # not JSON at all: the manifest's own checks speak about that
+    return None
 
 
 def read_metrics(checkpoint_dir: str) -> MetricsResult:

@@ -37,7 +37,14 @@ from typing import ContextManager, Dict, List, Optional, Sequence, Tuple
 from local.errors import UserError
 from local.progress import Progress
 from local.upload import plan
-from local.upload.metrics import FileSig, MetricsResult, read_metrics, scan_checkpoints
+from local.upload.metrics import (
+    FileSig,
+    MetricsResult,
+    read_metrics,
+    scan_checkpoints,
+    shown_name,
+    unnamable_field,
+)
 from local.upload.process import run_isolated
 from local.upload.report import ModelOutcome, PassReport, UploadOptions
 from local.upload.session import Job
@@ -81,6 +88,24 @@ def split_duplicates(entries: Sequence[ModelEntry]) -> Tuple[List[ModelEntry], L
     return kept, refused
 
 
+def split_unnamable(entries: Sequence[ModelEntry]) -> Tuple[List[ModelEntry], List[ModelOutcome]]:
+    """Given entries, refuse those whose text is not UTF-8 (no state file or W&B run can hold it)."""
+    kept: List[ModelEntry] = []
+    refused: List[ModelOutcome] = []
+    for entry in entries:
+        field = unnamable_field(entry)
+        if field is None:
+            kept.append(entry)
+            continue
+        message = (
+            f"{field} is not valid UTF-8 text; rename the folder on the training machine "
+            "(or set the field in the overrides file) and regenerate the manifest"
+        )
+        model_dir, run_id = shown_name(entry.model_dir), shown_name(entry.wandb_run_id)
+        refused.append(ModelOutcome(model_dir, run_id, error=message, error_kind="refused"))
+    return kept, refused
+
+
 def uploader_lock(options: UploadOptions) -> ContextManager[None]:
     """Given options, return the state directory's lock (raises LockHeldError when taken)."""
     return exclusive_lock(os.path.join(options.state_dir, UPLOAD_LOCK_NAME), "uploader")
@@ -98,7 +123,9 @@ def upload_pass(options: UploadOptions, take_lock: bool = True) -> PassReport:
         raise UserError(str(exc), "check --results-root/--manifest-path") from exc
     for problem in manifest.problems:
         log.warning("manifest: %s", problem)
-    entries, refused = split_duplicates(select_models(manifest.models, options.model_filters))
+    named, unnamable = split_unnamable(select_models(manifest.models, options.model_filters))
+    entries, refused = split_duplicates(named)
+    refused += unnamable
     for outcome in refused:
         log.error("model %s: %s", outcome.model_dir, outcome.error)
     if options.disable_wandb or not take_lock:

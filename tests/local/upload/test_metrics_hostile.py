@@ -1,18 +1,27 @@
-"""Odd metrics files and odd names in the local results tree: a reason each, never a crash or a hang."""
+"""Odd metrics files and odd names in the local results tree: a reason each, never a crash or a hang.
+
+Ends with a whole offline pass: a model named with bytes that are not UTF-8 (as the original
+tool's manifest escapes them) is refused with one line, a checkpoint whose TSV is cut is failed
+and retried, and every other checkpoint lands; the next pass uploads the completed file's values.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 
 from local.upload.metrics import read_metrics, scan_checkpoints
+from local.upload.uploader import upload_pass
+from remote.contract.exit_codes import EXIT_FAILED
 from tests.fixtures.hostile import undecodable
-from tests.fixtures.trees import write_checkpoint
+from tests.fixtures.trees import make_results_tree, write_checkpoint
+from tests.fixtures.upload import model_entry, options, write_manifest
 
 WANDB_CLI = str(Path(sys.executable).with_name("wandb"))
 ODD_MODEL = undecodable("Caf")  # a folder named b"Caf\xe9"
@@ -73,3 +82,55 @@ def test_scan_ignores_folders_and_files_named_in_bytes_that_are_not_utf8(tmp_pat
     scan = scan_checkpoints(str(model))
     assert sorted(scan) == [10] and scan[10] is not None and scan[10][0] == "metrics.json"
     assert read_metrics(str(model / "checkpoint-10")).ok
+
+
+def _history(wandb_dir: Path, run_id: str) -> List[Dict[str, Any]]:
+    rows: List[Dict[str, Any]] = []
+    for run_file in sorted(wandb_dir.glob(f"wandb/offline-run-*/run-{run_id}.wandb")):
+        done = subprocess.run(
+            [WANDB_CLI, "leet", "inspect", "--json", str(run_file)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        records = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        rows += [r["history"]["item"] for r in records if r.get("type") == "history"]
+    return rows
+
+
+def test_upload_pass_refuses_a_model_not_named_in_utf8_and_waits_for_a_cut_tsv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    results = make_results_tree(tmp_path / "results", ["a", ODD_MODEL], [100, 200])
+    write_manifest(results, [model_entry("a"), model_entry(ODD_MODEL, run_id="eval-odd")])
+    assert b'"Caf\\udce9"' in (results / ".wandb_eval_manifest.json").read_bytes()  # as the original wrote it
+    os.mkdir(os.path.join(str(results / "a"), undecodable("checkpoint-9")))
+    cut = results / "a" / "checkpoint-300" / "metrics.tsv"
+    cut.parent.mkdir()
+    cut.write_bytes(CUT_TSV)
+    opts = options(results, tmp_path / "state", mode="offline")
+    opts.writer.wandb_dir = str(tmp_path / "wandb-dir")
+
+    first = {m.model_dir: m for m in upload_pass(opts).models}
+    assert first["a"].uploaded_steps == [100, 200]
+    assert first["a"].failed_steps == {
+        300: "metrics.tsv does not end with a newline (still being written, or cut short)"
+    }
+    odd = first["'Caf\\xe9'"]
+    assert odd.error_kind == "refused" and odd.error == (
+        "model_dir is not valid UTF-8 text; rename the folder on the training machine "
+        "(or set the field in the overrides file) and regenerate the manifest"
+    )
+    assert [row["checkpoint_step"] for row in _history(tmp_path / "wandb-dir", "eval-a")] == [100, 200]
+
+    cut.write_bytes(CUT_TSV + b"34\n")  # the eval finishes writing: 0.1234
+    report = upload_pass(opts)
+    assert report.exit_code() == EXIT_FAILED  # the unnamable model is still refused, every pass
+    assert {m.model_dir: m for m in report.models}["a"].uploaded_steps == [300]
+    rows = _history(tmp_path / "wandb-dir", "eval-a")
+    assert [row["checkpoint_step"] for row in rows] == [100, 200, 300]
+    assert rows[-1]["eval/HR@10"] == 0.5678 and rows[-1]["eval/NDCG@10"] == 0.1234
+    assert _history(tmp_path / "wandb-dir", "eval-odd") == []
