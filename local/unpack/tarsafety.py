@@ -27,7 +27,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Set
 
-from local.unpack.stream import REGULAR_TYPES, StreamBudgetError, members, open_bundle
+from local.unpack.stream import BLOCK, REGULAR_TYPES, BoundedStream, StreamBudgetError, members, open_bundle
 from remote.contract.names import MANIFEST_NAME, UNPACK_RESERVED
 from remote.contract.tree import DEFAULT_MAX_BUNDLE_BYTES, DEFAULT_MAX_FILE_MB
 
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_MEMBERS = 500_000
 DEFAULT_MAX_BYTES = DEFAULT_MAX_BUNDLE_BYTES
 DEFAULT_MAX_FILE_BYTES = int(DEFAULT_MAX_FILE_MB * 1024 * 1024)
+# tar pads its end with zeros to a whole record: 10 KiB by default, 64 KiB with ``tar -b 128``.
+TRAILER_ALLOWANCE = 64 * 1024
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 4096
 # What reading a damaged bundle can raise, besides the rules' own UnsafeBundleError.
@@ -175,6 +177,24 @@ def _check_tree_shape(contents: BundleContents, dirs: Set[str]) -> None:
         )
 
 
+def _check_end(tar: tarfile.TarFile, stream: BoundedStream, where: str) -> None:
+    """Given a bundle read to its last member, require the rest of the stream to be zero blocks.
+
+    tarfile ends an archive quietly at a damaged header, so a cut or corrupted tar would pass as
+    a shorter one; real writers end with zero blocks and pad with zeros. Reading to the end also
+    makes gzip check its CRC. The budget bounds the read.
+    """
+    stream.grant(TRAILER_ALLOWANCE)
+    stream.seek(tar.offset)
+    zero_bytes = 0
+    while block := stream.read(BLOCK):
+        if block.count(0) != len(block):
+            raise UnsafeBundleError(f"{where}, its tar stream holds a damaged header (a corrupt or cut tar)")
+        zero_bytes += len(block)
+    if zero_bytes == 0:
+        raise UnsafeBundleError(f"{where}, its tar stream ends without an end-of-archive block (cut short?)")
+
+
 def validate_bundle(path: str, limits: Limits = Limits()) -> BundleContents:
     """Given a bundle file, read every member header and return its contents if all are safe.
 
@@ -194,6 +214,7 @@ def validate_bundle(path: str, limits: Limits = Limits()) -> BundleContents:
                     )
                 _check_member(member, contents, dirs, limits)
                 where = f"after member {shown_name(member.name)}"
+            _check_end(tar, stream, where)
     except StreamBudgetError as exc:
         raise UnsafeBundleError(f"{where}, {exc}") from exc
     except STREAM_ERRORS as exc:

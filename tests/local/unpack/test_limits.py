@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import tarfile
 import tracemalloc
 from pathlib import Path
@@ -209,3 +210,40 @@ def test_validate_counts_skipped_members_toward_the_total(tmp_path: Path) -> Non
     with pytest.raises(Exception, match="takes the bundle over 500 bytes"):
         validate_bundle(str(path), Limits(max_bytes=500))
     assert os.path.getsize(path) < 1000
+
+
+def test_unpack_refuses_a_tar_that_goes_on_after_a_damaged_header(tmp_path: Path) -> None:
+    """A size declared short leaves data where the next header should be: tarfile would just stop."""
+    path = write_members(
+        tmp_path / bundle_name(1, "full"),
+        [Member(GOOD, b"1"), Member(BIG, b"A" * 1500, declared=10), Member("ModelA/after.json", b"2")],
+    )
+    root = tmp_path / "results"
+    with pytest.raises(UserError, match=f"after member '{BIG}', its tar stream holds a damaged header"):
+        unpack_bundles(str(root), [str(path)])
+    assert _only_bookkeeping(root)
+
+
+def test_unpack_refuses_a_tar_without_its_end_and_a_gzip_with_a_bad_crc(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    no_end = write_gz(tmp_path / "a" / bundle_name(1, "full"), [member_bytes(Member(GOOD, b"1"))])
+    with pytest.raises(UserError, match="ends without an end-of-archive block"):
+        unpack_bundles(str(root), [str(no_end)])
+    bad_crc = write_members(tmp_path / "b" / bundle_name(1, "full"), [Member(GOOD, b"1")])
+    raw = bytearray(bad_crc.read_bytes())
+    raw[-8] ^= 0xFF  # the gzip trailer's CRC-32
+    bad_crc.write_bytes(bytes(raw))
+    with pytest.raises(UserError, match="not a readable tar.gz.*CRC"):
+        unpack_bundles(str(root), [str(bad_crc)])
+    assert _only_bookkeeping(root)
+
+
+def test_unpack_accepts_a_gnu_tar_with_a_large_blocking_factor(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "ModelA" / "checkpoint-100").mkdir(parents=True)
+    (tree / GOOD).write_bytes(b"1")
+    bundle = tmp_path / bundle_name(1, "full")
+    subprocess.run(["tar", "-b", "128", "-czf", str(bundle), "-C", str(tree), GOOD], check=True)
+    root = tmp_path / "results"
+    assert unpack_bundles(str(root), [str(bundle)]).applied == [bundle.name]
+    assert (root / GOOD).read_bytes() == b"1"
