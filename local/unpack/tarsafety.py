@@ -13,9 +13,9 @@ One kind of member is skipped instead, with a warning: a name that is not valid 
 older packer's or ``tar czf``'s bundle of a folder named in Latin-1, say). Such a name cannot
 be written to the journal or the ledger (JSON), nor be a ``model_dir`` in the manifest, nor a
 W&B run, so nothing downstream could ever use the file; refusing the bundle instead would block
-every later bundle (they apply in sequence) until the training machine is fixed. The remote
-packer skips such names too. Every other rule is checked first, so an unsafe member is refused
-even when its name is also undecodable.
+every later bundle (they apply in sequence) until the training machine is fixed; pack is to
+skip such names as well (issue 12). Every other rule is checked first, so an unsafe member is
+refused even when its name is also undecodable.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import re
 import tarfile
 import zlib
 from dataclasses import dataclass, field
-from typing import Dict, List, Set
+from typing import Dict, List, Optional, Set
 
 from local.unpack.stream import BLOCK, REGULAR_TYPES, BoundedStream, StreamBudgetError, members, open_bundle
 from remote.contract.names import MANIFEST_NAME, UNPACK_RESERVED
@@ -91,22 +91,21 @@ def is_utf8(name: str) -> bool:
 
 def normalise_name(raw: str) -> str:
     """Given a tar member name, return it as a clean relative path or raise UnsafeBundleError."""
-    shown = shown_name(raw)
     if "\x00" in raw or "\\" in raw:
-        raise UnsafeBundleError(f"member {shown} has a NUL or backslash in its name")
+        raise UnsafeBundleError(f"member {shown_name(raw)} has a NUL or backslash in its name")
     if raw.startswith("/"):
-        raise UnsafeBundleError(f"member {shown} has an absolute path")
+        raise UnsafeBundleError(f"member {shown_name(raw)} has an absolute path")
     parts = [part for part in raw.split("/") if part not in ("", ".")]
     if ".." in parts:
-        raise UnsafeBundleError(f"member {shown} climbs out of the results root ('..')")
+        raise UnsafeBundleError(f"member {shown_name(raw)} climbs out of the results root ('..')")
     for part in parts:
         if len(part.encode("utf-8", "surrogateescape")) > MAX_COMPONENT_BYTES:
-            raise UnsafeBundleError(f"member {shown} has a path component over 255 bytes")
+            raise UnsafeBundleError(f"member {shown_name(raw)} has a path component over 255 bytes")
     name = "/".join(parts)
     if len(name.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
         raise UnsafeBundleError(f"member {shown_name(raw[:80])} has a path over 4096 bytes")
     if parts and parts[0] in UNPACK_RESERVED:
-        raise UnsafeBundleError(f"member {shown} would overwrite the unpacker's bookkeeping")
+        raise UnsafeBundleError(f"member {shown_name(raw)} would overwrite the unpacker's bookkeeping")
     return name
 
 
@@ -125,10 +124,9 @@ def _kind_problem(member: tarfile.TarInfo) -> str:
 
 def _check_size(member: tarfile.TarInfo, name: str, contents: BundleContents, limits: Limits) -> None:
     """Given a regular member's header, count its size or refuse it, before its data is read."""
-    shown = shown_name(member.name)
     if member.size > limits.max_file_bytes and name != MANIFEST_NAME:
         raise UnsafeBundleError(
-            f"member {shown} is {member.size} bytes, over the per-file limit of "
+            f"member {shown_name(member.name)} is {member.size} bytes, over the per-file limit of "
             f"{limits.max_file_bytes} bytes ({limits.max_file_bytes / 1024**2:.4g} MB)",
             "pack never sends a file that large; if the training machine packs with a larger "
             "--max-file-mb, give unpack the same (--max-file-mb or MAX_FILE_MB)",
@@ -136,7 +134,7 @@ def _check_size(member: tarfile.TarInfo, name: str, contents: BundleContents, li
     contents.total_bytes += member.size
     if contents.total_bytes > limits.max_bytes:
         raise UnsafeBundleError(
-            f"member {shown} takes the bundle over {limits.max_bytes} bytes uncompressed",
+            f"member {shown_name(member.name)} takes the bundle over {limits.max_bytes} bytes uncompressed",
             "if that much is expected, raise --max-bytes (UNPACK_MAX_BYTES)",
         )
 
@@ -177,6 +175,11 @@ def _check_tree_shape(contents: BundleContents, dirs: Set[str]) -> None:
         )
 
 
+def _where(last: Optional[str]) -> str:
+    """Given the name of the last member read (if any), say where in the bundle a problem is."""
+    return "before its first member" if last is None else f"after member {shown_name(last)}"
+
+
 def _check_end(tar: tarfile.TarFile, stream: BoundedStream, where: str) -> None:
     """Given a bundle read to its last member, require the rest of the stream to be zero blocks.
 
@@ -202,7 +205,7 @@ def validate_bundle(path: str, limits: Limits = Limits()) -> BundleContents:
     """
     contents = BundleContents()
     dirs: Set[str] = set()
-    count, where = 0, "before its first member"
+    count, last = 0, None
     try:
         with open_bundle(path) as (tar, stream):
             for member in members(tar, stream):
@@ -213,10 +216,10 @@ def validate_bundle(path: str, limits: Limits = Limits()) -> BundleContents:
                         "if that many are expected, raise --max-members (UNPACK_MAX_MEMBERS)",
                     )
                 _check_member(member, contents, dirs, limits)
-                where = f"after member {shown_name(member.name)}"
-            _check_end(tar, stream, where)
+                last = member.name
+            _check_end(tar, stream, _where(last))
     except StreamBudgetError as exc:
-        raise UnsafeBundleError(f"{where}, {exc}") from exc
+        raise UnsafeBundleError(f"{_where(last)}, {exc}") from exc
     except STREAM_ERRORS as exc:
         raise UnsafeBundleError(f"{path} is not a readable tar.gz ({exc})") from exc
     _check_tree_shape(contents, dirs)

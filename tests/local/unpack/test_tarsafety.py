@@ -57,6 +57,7 @@ MALICIOUS: List[tuple] = [
     ("chardev", lambda: [regular(GOOD), special("ModelA/null", tarfile.CHRTYPE)], "ModelA/null"),
     ("blockdev", lambda: [regular(GOOD), special("ModelA/sda", tarfile.BLKTYPE)], "ModelA/sda"),
     ("fifo", lambda: [regular(GOOD), special("ModelA/pipe", tarfile.FIFOTYPE)], "ModelA/pipe"),
+    ("sparse", lambda: [regular(GOOD), special("ModelA/holes", tarfile.GNUTYPE_SPARSE)], "ModelA/holes"),
     ("duplicate", lambda: [regular(GOOD), regular("./" + GOOD, b"{}")], "./" + GOOD),
     ("backslash", lambda: [regular(GOOD), regular("ModelA\\..\\evil.json")], "evil.json"),
     ("file_then_dir", lambda: [regular("ModelA/x"), regular("ModelA/x/metrics.json")], "ModelA/x"),
