@@ -20,6 +20,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from remote.contract.files import read_json
 from remote.contract.overrides import VARIANT_FIELDS, VARIANTS, apply_overrides
+from remote.contract.tree import is_utf8, shown_name
 
 MANIFEST_VERSION = 1
 
@@ -137,6 +138,7 @@ def is_plain_dir_name(name: Any) -> bool:
     """Given a value, tell whether it is a safe single directory name (no separators, no dots)."""
     return (
         isinstance(name, str)
+        and is_utf8(name)
         and name not in ("", ".", "..")
         and not name.startswith(".")
         and "/" not in name
@@ -175,6 +177,8 @@ def _text_field(raw: Dict[str, Any], key: str, optional: bool = False) -> Option
         return None
     if not isinstance(value, str) or (not optional and not value):
         raise _FieldError(f"{key} must be {'text or null' if optional else 'non-empty text'}, not {value!r}")
+    if not is_utf8(value):
+        raise _FieldError(f"{key} {shown_name(value)} is not valid UTF-8 text")
     return value
 
 
@@ -236,7 +240,12 @@ def _check_entry(raw: Any, index: int) -> Tuple[Optional[ModelEntry], Optional[s
     if not isinstance(raw, dict):
         return None, f"models[{index}] is not an object; regenerate the manifest"
     name = raw.get("model_dir")
-    label = f"model {name!r}" if isinstance(name, str) else f"models[{index}]"
+    label = f"model {shown_name(name)}" if isinstance(name, str) else f"models[{index}]"
+    if isinstance(name, str) and not is_utf8(name):
+        return None, (
+            f"{label}: model_dir is not valid UTF-8 text; rename the folder on the training machine "
+            "(or set the field in the overrides file) and regenerate the manifest"
+        )
     if not is_plain_dir_name(name):
         return None, f"{label}: model_dir must be a plain directory name; fix it in the manifest"
     missing = [key for key in REQUIRED_MODEL_FIELDS if key not in raw]

@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
+from remote.contract.tree import DEFAULT_MAX_BUNDLE_BYTES, DEFAULT_MAX_FILE_MB
+
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -80,7 +82,9 @@ _REMOTE = (
     _option("--no-manifest", "PACK_NO_MANIFEST", "bool", False, "do not refresh the manifest first"),
     _option("--full", "PACK_FULL", "bool", False, "pack every file, not only new or changed ones"),
     _option("--keep", "PACK_KEEP", "int", 20, "bundles kept in the outbox at most"),
-    _option("--max-file-mb", "MAX_FILE_MB", "float", 10.0, "files larger than this never travel"),
+    _option(
+        "--max-file-mb", "MAX_FILE_MB", "float", DEFAULT_MAX_FILE_MB, "files larger than this never travel"
+    ),
     _option(
         "--exclude",
         "EXCLUDE_BASENAMES_CSV",
@@ -238,7 +242,9 @@ _SERVICE = (
     _option("--json", "STATUS_JSON", "bool", False, "print JSON instead of a table"),
     _option("--keep-bundles", "UNPACK_KEEP_BUNDLES", "bool", False, "keep applied bundles in the inbox"),
     _option("--max-members", "UNPACK_MAX_MEMBERS", "int", 500_000, "members per bundle"),
-    _option("--max-bytes", "UNPACK_MAX_BYTES", "int", 10 * 1024**3, "uncompressed bytes per bundle"),
+    _option(
+        "--max-bytes", "UNPACK_MAX_BYTES", "int", DEFAULT_MAX_BUNDLE_BYTES, "uncompressed bytes per bundle"
+    ),
     _option("--workdir", "DEMO_WORKDIR", "str", ".demo", "directory for both roles' files (recreated)"),
 )
 

@@ -14,6 +14,7 @@ import pytest
 from local.cli.main import main
 from local.errors import UserError
 from local.unpack import apply as unpack
+from local.unpack import staging
 from local.unpack.apply import STAGING_DIR, unpack_bundles, unpack_inbox
 from local.unpack.ledger import load_ledger
 from remote.contract.names import MANIFEST_NAME
@@ -141,7 +142,7 @@ def test_unpack_crash_mid_staging_leaves_root_untouched(
     def crashing_extract(*args: object) -> None:
         raise KeyboardInterrupt("simulated crash")
 
-    monkeypatch.setattr(unpack, "_extract_file", crashing_extract)
+    monkeypatch.setattr(staging, "_extract_file", crashing_extract)
     with pytest.raises(KeyboardInterrupt):
         unpack_bundles(str(root), [str(bundle)])
     monkeypatch.undo()
