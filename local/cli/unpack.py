@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from local.cli.command import add_command
 from local.errors import UserError
 from remote.contract.exit_codes import EXIT_OK
 from remote.contract.options import add_options
 
+if TYPE_CHECKING:
+    from local.unpack.tarsafety import Limits
+
 log = logging.getLogger(__name__)
+
+# The bounds of an untrusted bundle, shared with once/run (which unpack too).
+LIMIT_OPTIONS = ("max_members", "max_bytes", "max_file_mb")
 
 DESCRIPTION = """\
 Apply bundles to the results root in sequence order, merging: files in a bundle replace
@@ -39,20 +46,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         EXAMPLE,
         DESCRIPTION,
     )
-    add_options(parser, ("results_root", "inbox", "keep_bundles", "max_members", "max_bytes", "max_file_mb"))
+    add_options(parser, ("results_root", "inbox", "keep_bundles") + LIMIT_OPTIONS)
     parser.add_argument(
         "bundles", nargs="*", metavar="BUNDLE", help="bundle files to apply instead of the inbox's"
     )
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Given parsed arguments, apply the bundles and print one summary line."""
-    from local.unpack.apply import unpack_bundles, unpack_inbox
+def limits_from_args(args: argparse.Namespace) -> Limits:
+    """Given parsed flags, return the bounds every bundle must stay within (UserError if not above 0)."""
     from local.unpack.tarsafety import Limits
 
-    if not args.results_root:
-        raise UserError("--results-root is required", "pass --results-root DIR or set RESULTS_ROOT")
     limits = Limits(
         max_members=args.max_members, max_bytes=args.max_bytes, max_file_bytes=int(args.max_file_mb * 1024**2)
     )
@@ -61,6 +65,16 @@ def run(args: argparse.Namespace) -> int:
             "--max-members, --max-bytes and --max-file-mb must be above 0",
             "leave them unset for the defaults (see --help)",
         )
+    return limits
+
+
+def run(args: argparse.Namespace) -> int:
+    """Given parsed arguments, apply the bundles and print one summary line."""
+    from local.unpack.apply import unpack_bundles, unpack_inbox
+
+    if not args.results_root:
+        raise UserError("--results-root is required", "pass --results-root DIR or set RESULTS_ROOT")
+    limits = limits_from_args(args)
     if args.bundles:
         report = unpack_bundles(args.results_root, args.bundles, limits)
     else:

@@ -28,11 +28,16 @@ from typing import Dict, List, Optional, Set
 
 from local.unpack.stream import BLOCK, REGULAR_TYPES, BoundedStream, StreamBudgetError, members, open_bundle
 from remote.contract.names import MANIFEST_NAME, UNPACK_RESERVED
-from remote.contract.tree import DEFAULT_MAX_BUNDLE_BYTES, DEFAULT_MAX_FILE_MB, is_utf8, shown_name
+from remote.contract.tree import (
+    DEFAULT_MAX_BUNDLE_BYTES,
+    DEFAULT_MAX_FILE_MB,
+    DEFAULT_MAX_MEMBERS,
+    is_utf8,
+    shown_name,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_MEMBERS = 500_000
 DEFAULT_MAX_BYTES = DEFAULT_MAX_BUNDLE_BYTES
 DEFAULT_MAX_FILE_BYTES = int(DEFAULT_MAX_FILE_MB * 1024 * 1024)
 # tar pads its end with zeros to a whole record: 10 KiB by default, 64 KiB with ``tar -b 128``.
@@ -71,8 +76,6 @@ class BundleContents:
     files: Dict[str, int] = field(default_factory=dict)
     total_bytes: int = 0
     skipped: List[str] = field(default_factory=list)
-
-
 
 
 def normalise_name(raw: str) -> str:

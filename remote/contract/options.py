@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-from remote.contract.tree import DEFAULT_MAX_BUNDLE_BYTES, DEFAULT_MAX_FILE_MB
+from remote.contract.tree import DEFAULT_MAX_BUNDLE_BYTES, DEFAULT_MAX_FILE_MB, DEFAULT_MAX_MEMBERS
 
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -241,7 +241,7 @@ _SERVICE = (
     ),
     _option("--json", "STATUS_JSON", "bool", False, "print JSON instead of a table"),
     _option("--keep-bundles", "UNPACK_KEEP_BUNDLES", "bool", False, "keep applied bundles in the inbox"),
-    _option("--max-members", "UNPACK_MAX_MEMBERS", "int", 500_000, "members per bundle"),
+    _option("--max-members", "UNPACK_MAX_MEMBERS", "int", DEFAULT_MAX_MEMBERS, "members per bundle"),
     _option(
         "--max-bytes", "UNPACK_MAX_BYTES", "int", DEFAULT_MAX_BUNDLE_BYTES, "uncompressed bytes per bundle"
     ),

@@ -26,6 +26,9 @@ DEFAULT_EXCLUDES = ("final_result.json", "rollout.json")
 # bundle of a large lab (5,000 models x 200 checkpoints) thus declares about 0.47 GB; 2 GiB is four
 # times that, and still stops a bundle that would fill the uploader's disk.
 DEFAULT_MAX_BUNDLE_BYTES = 2 * 1024**3
+# The same lab's full bundle has about 2,000,001 members (two files per checkpoint, the manifest);
+# the bound keeps validation's memory in check (a few hundred MB at the limit).
+DEFAULT_MAX_MEMBERS = 3_000_000
 
 
 def checkpoint_step(name: str) -> Optional[int]:
