@@ -137,6 +137,7 @@ class WandbTestServer:
         retry_after: Optional[float] = None,
         after_processing: bool = False,
         body_match: str = "",
+        operation: str = "",
     ) -> None:
         """Given a status (500, 429, ...), answer the next `count` requests matching `match` with it.
 
@@ -145,17 +146,23 @@ class WandbTestServer:
         after_processing=True applies the request first and only then fails its response, so the
         client retries something the server already has (the duplicate-row scenario).
         `body_match` narrows it to requests whose body contains that text ("wandb-history.jsonl").
+        `operation` narrows it to one exact GraphQL operation ("Run" without RunHistoryKeys).
         """
-        self.faults.inject(status, count, match, retry_after, after_processing, body_match)
+        self.faults.inject(status, count, match, retry_after, after_processing, body_match, operation)
 
     def drop_connections(
-        self, count: int = 1, match: str = "", after_processing: bool = False, body_match: str = ""
+        self,
+        count: int = 1,
+        match: str = "",
+        after_processing: bool = False,
+        body_match: str = "",
+        operation: str = "",
     ) -> None:
         """Given a count, reset the next `count` matching connections without sending a response.
 
         after_processing=True: the request takes effect, then its connection is reset.
         """
-        self.faults.drop_connections(count, match, after_processing, body_match)
+        self.faults.drop_connections(count, match, after_processing, body_match, operation)
 
     def set_latency(self, seconds: float) -> None:
         """Given seconds (0..30), delay every W&B request by that much before answering it."""
