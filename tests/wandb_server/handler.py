@@ -123,7 +123,11 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(gql_body, dict):
             self.send_json(400, {"errors": [{"message": "request body is not a GraphQL JSON object"}]})
             return
-        ctx = graphql.Context(self.app.store, "http://{}".format(self.headers.get("Host") or self.app.netloc))
+        ctx = graphql.Context(
+            self.app.store,
+            "http://{}".format(self.headers.get("Host") or self.app.netloc),
+            self.app.history_lag,
+        )
         try:
             data = graphql.execute(ctx, gql_body)
         except graphql.GraphQLError as error:
