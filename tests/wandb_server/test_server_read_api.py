@@ -7,6 +7,8 @@ faults on the read queries and a simulated stale history page. Measured quirks: 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import wandb
 from wandb.apis.public.runs import RunNotFoundError
@@ -106,6 +108,17 @@ def test_read_run_logged_without_step_has_line_index_steps(wandb_server):
         {"_step": 2, "x": 7},
     ]
     assert (run.lastHistoryStep, run._attrs["historyLineCount"]) == (2, 3)
+
+
+def test_read_nan_is_a_float_in_full_rows_but_the_string_nan_in_keyed_reads(wandb_server):
+    write_run("r-nan", [{"hr": float("nan")}, {"hr": 0.5}])
+    run = wandb.Api().run(PATH + "r-nan")
+
+    full = list(run.scan_history())
+    assert math.isnan(full[0]["hr"]) and full[1]["hr"] == 0.5
+    # Keyed reads are objects inside the JSON response, where NaN cannot be a number.
+    assert list(run.scan_history(keys=["hr"])) == [{"_step": 0, "hr": "NaN"}, {"_step": 1, "hr": 0.5}]
+    assert run.history(keys=["hr"], pandas=False) == [{"_step": 0, "hr": "NaN"}, {"_step": 1, "hr": 0.5}]
 
 
 def test_read_paging_past_one_page_of_1200_rows(wandb_server):
