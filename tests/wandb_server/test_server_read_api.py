@@ -245,6 +245,20 @@ def test_read_4xx_on_a_scan_page_is_not_retried_and_escapes_as_wandb_api_failed_
     assert operations(wandb_server, "HistoryPage") == 1
 
 
+def test_read_graphql_retry_max_bounds_a_scan_that_has_no_timeout(wandb_server, monkeypatch):
+    # scan_history's page reads wait on wandb-core without a timeout, and wandb-core retries a
+    # persistent 5xx for many minutes. WANDB__GRAPHQL_RETRY_MAX (x_graphql_retry_max, read when
+    # the SDK's settings singleton is created) bounds it: 1 retry, then the page read fails.
+    monkeypatch.setenv("WANDB__GRAPHQL_RETRY_MAX", "1")
+    write_run("r-bounded", [{"x": 1}])
+    run = wandb.Api().run(PATH + "r-bounded")
+    wandb_server.inject(503, count=1000, operation="HistoryPage")
+    rows = run.scan_history()
+    with pytest.raises(WandbApiFailedError, match="giving up after 2 attempt"):
+        list(rows)
+    assert operations(wandb_server, "HistoryPage") == 2
+
+
 def steps(rows):
     return [row["_step"] for row in rows]
 
