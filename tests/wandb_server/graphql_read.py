@@ -21,7 +21,7 @@ import zlib
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .graphql import Context, operation
-from .history_view import Row, history_keys, in_range, readable_rows, sample, with_keys
+from .history_view import Row, history_keys, in_range, json_safe, readable_rows, sample, with_keys
 from .store import DEFAULT_PROJECT, HISTORY_FILE, RunRecord
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def _sampled_history(ctx: Context, run: RunRecord, specs: List[Any]) -> List[Lis
         max_step = spec.get("maxStep")
         selected = in_range(rows, spec.get("minStep"), None if max_step is None else max_step + 1)
         keys = spec.get("keys") or []
-        projected = with_keys(selected, keys) if keys else [row for _, _, row in selected]
+        projected = with_keys(selected, keys) if keys else [json_safe(row) for _, _, row in selected]
         results.append(sample(projected, spec.get("samples")))
     return results
 
@@ -176,7 +176,9 @@ def run_parquet_history(ctx: Context, variables: Dict[str, Any]) -> Dict[str, An
     live_keys = variables.get("liveKeys") or ["_step"]
 
     def build(run: RunRecord) -> Dict[str, Any]:
-        live = [{key: row[key] for key in live_keys if key in row} for _, _, row in _rows(ctx, run)]
+        live = [
+            {key: json_safe(row[key]) for key in live_keys if key in row} for _, _, row in _rows(ctx, run)
+        ]
         return {"parquetHistory": {"parquetUrls": [], "liveData": live}}
 
     return _in_project(ctx, variables, build)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -99,10 +100,32 @@ def in_range(rows: Sequence[Row], min_step: Optional[int], max_step: Optional[in
     ]
 
 
+def json_safe(value: Any) -> Any:
+    """Given a row value, replace NaN/Infinity (valid in the SDK's history lines, not in JSON) by strings.
+
+    Rows served as objects (sampledHistory, liveData) go into the JSON response itself, where a bare
+    NaN makes wandb-core fail the whole page ("invalid character 'N'"). Rows served as line strings
+    (HistoryPage) keep the SDK's NaN literals, which wandb-core parses. Real W&B's sampledHistory
+    serves such values as strings too (wandb/sweeps PR #32 had to skip 'NaN' strings in history
+    read through the API); "Infinity"/"-Infinity" are this server's guess, not measured.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def with_keys(rows: Iterable[Row], keys: Sequence[str]) -> List[Dict[str, Any]]:
     """Given rows and keys, return the rows holding every key, each projected to those keys."""
     wanted = list(dict.fromkeys(keys))  # the Go reader appends `_step` once per page: dedupe
-    return [{key: row[key] for key in wanted} for _, _, row in rows if all(key in row for key in wanted)]
+    return [
+        {key: json_safe(row[key]) for key in wanted}
+        for _, _, row in rows
+        if all(key in row for key in wanted)
+    ]
 
 
 def sample(items: Sequence[Any], samples: Optional[int]) -> List[Any]:
