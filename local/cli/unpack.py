@@ -28,12 +28,17 @@ not valid UTF-8 is skipped with a warning and the rest is applied. A ledger
 (<results-root>/.unpack-ledger.json) makes re-applying a no-op; a crash mid-unpack is
 finished by the next run. Bundles come from the inbox, or are named on the command line;
 bundles applied from the inbox are then deleted from it unless --keep-bundles.
+
+The original tool's archives (sync_results_from_remote.sh pack: results_sync_latest.tar.gz, or
+its .part.000, .part.001, ... given as any one part) are accepted too, with the same checks: their
+results folder is merged into the results root (nothing deleted, the ledger unchanged).
 """
 
 EXAMPLE = """\
 example:
   python -m local unpack --results-root results --inbox inbox
   python -m local unpack --results-root results ~/Downloads/bundle-00000007-full.tar.gz
+  python -m local unpack --results-root results ~/Downloads/results_sync_latest.tar.gz.part.000
 """
 
 
@@ -48,7 +53,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_options(parser, ("results_root", "inbox", "keep_bundles") + LIMIT_OPTIONS)
     parser.add_argument(
-        "bundles", nargs="*", metavar="BUNDLE", help="bundle files to apply instead of the inbox's"
+        "bundles",
+        nargs="*",
+        metavar="BUNDLE",
+        help="bundle files (or the original tool's archives) to apply instead of the inbox's",
     )
     parser.set_defaults(func=run)
 
@@ -71,12 +79,20 @@ def limits_from_args(args: argparse.Namespace) -> Limits:
 def run(args: argparse.Namespace) -> int:
     """Given parsed arguments, apply the bundles and print one summary line."""
     from local.unpack.apply import unpack_bundles, unpack_inbox
+    from local.unpack.legacy import is_original_archive, unpack_original
 
     if not args.results_root:
         raise UserError("--results-root is required", "pass --results-root DIR or set RESULTS_ROOT")
     limits = limits_from_args(args)
-    if args.bundles:
-        report = unpack_bundles(args.results_root, args.bundles, limits)
+    originals = [path for path in args.bundles if is_original_archive(path)]
+    for path in originals:
+        name, files, skipped = unpack_original(args.results_root, path, limits)
+        print(f"unpack: applied the original tool's archive {name} ({files} files); the ledger is unchanged")
+    bundles = [path for path in args.bundles if path not in originals]
+    if originals and not bundles:
+        return EXIT_OK
+    if bundles:
+        report = unpack_bundles(args.results_root, bundles, limits)
     else:
         report = unpack_inbox(args.results_root, args.inbox, limits, keep=args.keep_bundles)
     applied = f" ({', '.join(report.applied)})" if report.applied else ""

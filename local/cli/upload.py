@@ -103,6 +103,7 @@ def options_from_args(args: argparse.Namespace) -> UploadOptions:
         variants=variants,
         overrides_path=args.manifest_overrides,
         overrides_required=args.manifest_overrides != TABLE["manifest_overrides"].default,
+        no_network=args.wandb_mode == "disabled",
     )
 
 
@@ -141,6 +142,8 @@ def print_report(report: PassReport, dry_run: bool) -> None:
             parts.append(f"revised {_steps(outcome.revised_steps)}")
         if outcome.recovered_steps:
             parts.append(f"recovered {_steps(outcome.recovered_steps)}")
+        if outcome.adopted_steps:
+            parts.append(f"already in W&B {_steps(outcome.adopted_steps)}")
         if outcome.would_upload:
             parts.append(f"would upload {_steps(outcome.would_upload)}")
         for step, reason in sorted(outcome.failed_steps.items()):
@@ -148,9 +151,11 @@ def print_report(report: PassReport, dry_run: bool) -> None:
         if outcome.error:
             parts.append(f"ERROR: {outcome.error}")
         if parts:
-            print("{} ({}): {}".format(outcome.model_dir, outcome.run_id, "; ".join(parts)))
+            print(f"{outcome.model_dir} ({outcome.run_id}): {'; '.join(parts)}")
     for problem in report.problems:
         print(f"manifest: {problem}")
+    for note in sorted({outcome.note for outcome in report.models if outcome.note}):
+        print(f"note: {note}")  # once, not once per model
     print(("dry run, nothing written: " if dry_run else "") + report.summary_line())
     sys.stdout.flush()
 

@@ -80,7 +80,8 @@ def commit(results_root: str, journal_path: str, ledger: Ledger) -> str:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         os.replace(source, target)
     os.sync()  # the moves must be on disk before the ledger says the bundle is applied
-    if ledger.find(int(journal["seq"])) is None:
+    # The original tool's archives (seq null) are not part of the outbox's chain: no ledger entry.
+    if journal.get("seq") is not None and ledger.find(int(journal["seq"])) is None:
         entry = new_entry(int(journal["seq"]), journal["name"], journal["sha256"], len(journal["files"]))
         record_applied(results_root, ledger, entry)
     shutil.rmtree(staging, ignore_errors=True)

@@ -91,7 +91,6 @@ def scan_checkpoints(model_path: str) -> Dict[int, Optional[FileSig]]:
     return found
 
 
-
 def read_metrics(checkpoint_dir: str) -> MetricsResult:
     """Given a checkpoint directory, return its numeric metrics or a failure reason."""
     for name in METRIC_FILES:

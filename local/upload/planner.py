@@ -13,13 +13,16 @@ import logging
 import os
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from local.upload import plan
+from local.upload import plan, reconcile
+from local.upload.cache import OFFLINE_NOTE, open_state, planning_view
 from local.upload.epoch import read_trainer_epoch, stable_epoch
+from local.upload.history import credentials_available, read_history
 from local.upload.metrics import FileSig, MetricsResult, read_metrics, scan_checkpoints
 from local.upload.report import ModelOutcome, UploadOptions
 from local.upload.session import Job
-from local.upload.state import ModelState, StateError, load_state, save_state, state_path
+from local.upload.state import ModelState, save_state, state_path
 from local.upload.targets import RunTarget
+from local.upload.writer import WandbPermanentError, WandbTransientError
 from remote.contract.files import now_iso
 from remote.contract.manifest import ModelEntry
 from remote.contract.tree import checkpoint_dir_name
@@ -34,25 +37,19 @@ def plan_model(entry: ModelEntry, targets: Sequence[RunTarget], options: UploadO
     """Given a model and its runs, read what is new once and return each run's outcome and job."""
     model_path = os.path.join(options.results_root, entry.model_dir)
     scan = scan_checkpoints(model_path)
-    states: List[Tuple[RunTarget, str, Optional[ModelState], Optional[str]]] = []
+    state_dir = options.model_state_dir()
+    states: List[Tuple[RunTarget, str, ModelState]] = []
     wanted: Set[int] = set()
     for target in targets:
-        path = state_path(options.model_state_dir(), target.model_dir, target.run_id)
-        try:
-            loaded = load_state(path, target.model_dir, target.run_id)
-        except StateError as exc:
-            states.append((target, path, None, str(exc)))
-            continue
-        states.append((target, path, loaded, None))
-        wanted.update(plan.steps_to_read(scan, loaded))
+        path = state_path(state_dir, target.model_dir, target.run_id)
+        state = open_state(path, state_dir, target.model_dir, target.run_id, options.disable_wandb)
+        states.append((target, path, state))
+        wanted.update(plan.steps_to_read(scan, planning_view(state, options.writer.mode)))
     reads = _read_wanted(model_path, scan, sorted(wanted))
-    planned: List[Planned] = []
-    for number, (target, path, state, problem) in enumerate(states):
-        if state is None:
-            planned.append((_refused(target, f"{problem}; move it away to start over"), None))
-            continue
-        planned.append(_plan_run(target, path, state, scan, reads, options, log_reads=number == 0))
-    return planned
+    return [
+        _plan_run(target, path, state, scan, reads, options, log_reads=number == 0)
+        for number, (target, path, state) in enumerate(states)
+    ]
 
 
 def _plan_run(
@@ -75,15 +72,17 @@ def _plan_run(
         )
         log.error("%s", outcome.error)
         return outcome, None
-    work = plan.classify(reads, state)
+    work = plan.classify(reads, planning_view(state, options.writer.mode))
+    if not state.trusted and options.writer.mode != "online":
+        outcome.note = OFFLINE_NOTE
     if log_reads:
         _log_reads(target.model_dir, work)
     outcome.failed_steps = dict(work.failures)
     items = describe(work.items, scan, target.entry, options.results_root)
     if options.disable_wandb:
-        outcome.would_upload = sorted(plan.in_flight_steps(state) | {item.step for item in items})
-        return outcome, None
+        return dry_run(target, state, items, outcome, options), None
     dirty = plan.record_failures(state, work.failures, now_iso()) | plan.note_seen(state, scan)
+    dirty |= not state.trusted and not os.path.exists(path)  # keep a converted state as ours
     for step, sig in work.touched.items():
         if state.files.get(step) != list(sig):
             state.files[step], dirty = list(sig), True
@@ -107,11 +106,35 @@ def describe(
     return described
 
 
-def _refused(target: RunTarget, message: str) -> ModelOutcome:
-    outcome = ModelOutcome(
-        target.model_dir, target.run_id, target.variant, error=message, error_kind="refused"
-    )
-    log.error("model %s: %s", target.label, message)
+def dry_run(
+    target: RunTarget,
+    state: ModelState,
+    items: List[plan.Item],
+    outcome: ModelOutcome,
+    options: UploadOptions,
+) -> ModelOutcome:
+    """Given a run's planned items, say what a real pass would upload, and write nothing.
+
+    Where the state cannot vouch for the run, the run is read (online, unless W&B is disabled), so
+    the number is the true one: what the run already holds is reported as adopted, not new.
+    """
+    steps = plan.in_flight_steps(state) | {item.step for item in items}
+    can_read = options.writer.mode == "online" and not options.no_network and credentials_available()
+    if not state.trusted and not can_read:
+        outcome.note = (
+            "not checked against W&B (no network or no API key): checkpoints it may already hold count as new"
+        )
+    elif not state.trusted:
+        try:
+            held = reconcile.held_checkpoints(read_history(target, options.writer))
+        except (WandbTransientError, WandbPermanentError) as exc:
+            outcome.error_kind = "permanent" if isinstance(exc, WandbPermanentError) else "transient"
+            outcome.error = f"model {target.label}, run {target.run_id}: cannot read what W&B holds ({exc})"
+            log.error("%s", outcome.error)
+            return outcome
+        to_log, outcome.adopted_steps = reconcile.sort_items(state, items, held)
+        steps = {item.step for item in to_log}
+    outcome.would_upload = sorted(steps)
     return outcome
 
 

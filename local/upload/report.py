@@ -43,6 +43,8 @@ class UploadOptions:
     # Upload-time overrides; ``overrides_required`` when the user named the file (else: if it exists).
     overrides_path: str = ""
     overrides_required: bool = False
+    # WANDB_MODE=disabled: a dry run that makes no network call at all (not even reads).
+    no_network: bool = False
 
     def manifest(self) -> str:
         return self.manifest_path or os.path.join(self.results_root, MANIFEST_NAME)
@@ -62,6 +64,8 @@ class ModelOutcome:
     uploaded_steps: List[int] = field(default_factory=list)
     revised_steps: List[int] = field(default_factory=list)
     recovered_steps: List[int] = field(default_factory=list)
+    adopted_steps: List[int] = field(default_factory=list)  # found in W&B when reconciling: not logged again
+    note: Optional[str] = None  # a caveat the report prints beside the model's line
     would_upload: List[int] = field(default_factory=list)
     failed_steps: Dict[int, str] = field(default_factory=dict)
     wandb_called: bool = False
@@ -90,16 +94,12 @@ class PassReport:
     def summary_line(self) -> str:
         """Return one line counting what the pass did."""
         count = lambda attr: sum(len(getattr(o, attr)) for o in self.models)  # noqa: E731
+        models = len({o.model_dir for o in self.models})
+        errors = sum(1 for o in self.models if o.error)
         return (
-            "pass done: {} models, {} uploaded, {} revised, {} recovered, {} would upload, "
-            "{} failed checkpoints, {} model errors, {} manifest problems".format(
-                len(self.models),
-                count("uploaded_steps"),
-                count("revised_steps"),
-                count("recovered_steps"),
-                count("would_upload"),
-                count("failed_steps"),
-                sum(1 for o in self.models if o.error),
-                len(self.problems),
-            )
+            f"pass done: {models} models ({len(self.models)} runs), {count('uploaded_steps')} uploaded, "
+            f"{count('revised_steps')} revised, {count('recovered_steps')} recovered, "
+            f"{count('adopted_steps')} already in W&B, {count('would_upload')} would upload, "
+            f"{count('failed_steps')} failed checkpoints, {errors} run errors, "
+            f"{len(self.problems)} manifest problems"
         )

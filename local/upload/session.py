@@ -11,11 +11,12 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
-from local.upload import plan
+from local.upload import plan, reconcile
+from local.upload.history import read_history
 from local.upload.report import ModelOutcome, UploadOptions
-from local.upload.state import ModelState, StateError, load_state, save_state
+from local.upload.state import ORIGIN_OURS, ModelState, StateError, load_state, save_state
 from local.upload.targets import RunTarget
 from local.upload.writer import (
     DELETED_FIX,
@@ -72,7 +73,12 @@ def _upload(
             save_state(path, state)
         return
     outcome.wandb_called = True
-    items = _begin(target, state, path, session.start_step, new_items, outcome)
+    try:
+        items = _begin(target, state, path, session, new_items, outcome, options)
+    except (WandbTransientError, WandbPermanentError) as exc:
+        session.close_unchanged()  # the run's history could not be read: nothing logged, nothing guessed
+        _fail(target, outcome, exc)
+        return
     try:
         _log_and_finish(session, state, items, target.model_dir)
     except (WandbTransientError, WandbPermanentError) as exc:
@@ -82,6 +88,7 @@ def _upload(
     # Only now, with finish() returned, do the rows count as delivered.
     plan.mark_processed(state, items)
     state.in_flight = None
+    state.run_next_step = session.start_step + len(items)
     save_state(path, state)
     outcome.uploaded_steps = sorted(item.step for item in items if not item.revision)
     outcome.revised_steps = sorted(item.step for item in items if item.revision)
@@ -104,16 +111,26 @@ def _begin(
     target: RunTarget,
     state: ModelState,
     path: str,
-    run_step: int,
+    session: RunSession,
     new_items: List[plan.Item],
     outcome: ModelOutcome,
+    options: UploadOptions,
 ) -> List[plan.Item]:
-    """Given the opened run's step, settle any in-flight record and write the new one."""
-    leftover = _recover(target, state, run_step, outcome) if state.in_flight else []
+    """Given the opened run, settle any in-flight record, reconcile with W&B if the state cannot
+    vouch for the run, and write the new in-flight record (one atomic state write)."""
+    run_step = session.start_step
+    had_flight = state.in_flight is not None
+    leftover, surplus = _recover(target, state, run_step, outcome) if had_flight else ([], 0)
     # A retried attempt gets the same new items: drop those already logged (now processed).
     flying = {item.step for item in leftover}
     fresh = [i for i in new_items if i.step not in flying and state.digests.get(i.step) != i.digest]
     items = leftover + fresh
+    if session.mode != "online":
+        state.origin = ORIGIN_OURS  # offline, the local state is all there is (said once per pass)
+    elif must_read(state, run_step, surplus, had_flight):
+        items = _reconcile(target, state, run_step, items, outcome, options)
+    elif not state.trusted:
+        reconcile.adopt(state, {}, run_step)  # the run is new or empty: the state is now the truth
     state.in_flight = None
     if items:
         state.in_flight = {
@@ -126,7 +143,59 @@ def _begin(
     return items
 
 
-def _recover(target: RunTarget, state: ModelState, run_step: int, outcome: ModelOutcome) -> List[plan.Item]:
+def must_read(state: ModelState, run_step: int, surplus: int, had_flight: bool) -> bool:
+    """Given the state and the opened (online) run's step, tell whether the run must be read first.
+
+    It must when the state cannot vouch for a run that has rows (the state is missing, unreadable
+    or the original tool's), or the run holds rows the state does not account for.
+    """
+    if not state.trusted:
+        return run_step > 0  # a run with no rows holds nothing to reconcile
+    if surplus:
+        return True
+    return not had_flight and run_step != state.expected_next_step()
+
+
+def _reconcile(
+    target: RunTarget,
+    state: ModelState,
+    run_step: int,
+    items: List[plan.Item],
+    outcome: ModelOutcome,
+    options: UploadOptions,
+) -> List[plan.Item]:
+    """Given the items to log, read what the run holds, adopt it, and return what is still to log."""
+    held = reconcile.held_checkpoints(read_history(target, options.writer))
+    why = (
+        "state " + state.origin
+        if not state.trusted
+        else f"run at step {run_step}, state expected {state.expected_next_step()}"
+    )
+    lost = reconcile.adopt(state, held, run_step)
+    to_log, adopted = reconcile.sort_items(state, items, held)
+    outcome.adopted_steps = adopted
+    log.info(
+        "model %s, run %s: reconciled with W&B (%s): it holds %d checkpoints; %d adopted, %d to log",
+        target.label,
+        target.run_id,
+        why,
+        len(held),
+        len(adopted),
+        len(to_log),
+    )
+    if lost:
+        log.warning(
+            "model %s, run %s: the state listed %d checkpoints the run lacks; the next pass uploads them",
+            target.label,
+            target.run_id,
+            len(lost),
+        )
+    return to_log
+
+
+def _recover(
+    target: RunTarget, state: ModelState, run_step: int, outcome: ModelOutcome
+) -> Tuple[List[plan.Item], int]:
     """Given an in-flight record and the resumed run's step, mark what landed; return the rest."""
     assert state.in_flight is not None
     landed, leftover, surplus = plan.recover(state.in_flight, run_step)
@@ -145,7 +214,7 @@ def _recover(target: RunTarget, state: ModelState, run_step: int, outcome: Model
             target.run_id,
             surplus,
         )
-    return leftover
+    return leftover, surplus
 
 
 def _settle_orphans(target: RunTarget, in_flight: Dict, wait_seconds: float) -> None:

@@ -17,6 +17,17 @@ Fields (version 1):
                     {start_step, pid, time, items: [{step, revision, digest, file, metrics}]}
   blocked           null, or {reason, fix, time}: W&B said this run id was deleted; no later
                     pass calls W&B for it (a new wandb_run_id means a new state file)
+  origin            "ours": written by this uploader after W&B confirmed or was read (trusted);
+                    "new": no state file was found (a new model, or the state was lost);
+                    "unreadable": the file could not be parsed (kept beside, renamed);
+                    "original": converted from the original tool's state file (left untouched).
+                    Anything but "ours" is a cache W&B has not vouched for: the next session
+                    reads what the run holds before logging (see local.upload.reconcile).
+  run_next_step     the run's next history step (W&B's ``_step`` + 1) after the last confirmed
+                    session; a resumed run that says otherwise holds rows this state does not
+                    account for, and is read before anything is logged. Absent in older files.
+
+W&B is the truth, this file a cache: losing it never duplicates a row (see local.upload.reconcile).
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from remote.contract.names import OFFLINE_SUBDIR
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
+ORIGIN_OURS, ORIGIN_NEW, ORIGIN_UNREADABLE, ORIGIN_ORIGINAL = "ours", "new", "unreadable", "original"
 
 
 class StateError(ValueError):
@@ -56,11 +68,24 @@ class ModelState:
     digests: Dict[int, str] = field(default_factory=dict)
     in_flight: Optional[Dict[str, Any]] = None
     blocked: Optional[Dict[str, str]] = None
+    origin: str = ORIGIN_OURS
+    run_next_step: Optional[int] = None
     version: int = STATE_VERSION
 
     def processed(self) -> set:
         """Return the processed steps as a set (for membership tests)."""
         return set(self.processed_steps)
+
+    @property
+    def trusted(self) -> bool:
+        """Tell whether this state was written by this uploader from what W&B confirmed."""
+        return self.origin == ORIGIN_OURS
+
+    def expected_next_step(self) -> int:
+        """Return the run's next step if only this state's rows are in it (one row per revision)."""
+        if self.run_next_step is not None:
+            return self.run_next_step
+        return sum(int(row.get("revision", 0)) + 1 for row in self.table_rows)
 
 
 def state_file_name(model_dir: str, run_id: str) -> str:
@@ -96,12 +121,12 @@ def load_state(path: str, model_dir: str, run_id: str) -> ModelState:
         with open(path, "r", encoding="utf-8") as handle:
             raw = json.load(handle)
     except FileNotFoundError:
-        return ModelState(model_dir=model_dir, wandb_run_id=run_id)
+        return ModelState(model_dir=model_dir, wandb_run_id=run_id, origin=ORIGIN_NEW)
     except (OSError, ValueError) as exc:
         raise StateError(f"state file {path} is unreadable ({exc})") from exc
     try:
         if raw.get("version") != STATE_VERSION:
-            raise StateError("state file {} has version {!r}".format(path, raw.get("version")))
+            raise StateError(f"state file {path} has version {raw.get('version')!r}")
         return ModelState(
             model_dir=model_dir,
             wandb_run_id=run_id,
@@ -114,6 +139,8 @@ def load_state(path: str, model_dir: str, run_id: str) -> ModelState:
             digests=_int_keys(raw.get("digests", {}), "digests"),
             in_flight=raw.get("in_flight"),
             blocked=raw.get("blocked"),
+            origin=str(raw.get("origin", ORIGIN_OURS)),
+            run_next_step=raw.get("run_next_step"),
         )
     except (AttributeError, TypeError, ValueError) as exc:
         if isinstance(exc, StateError):
@@ -129,3 +156,13 @@ def save_state(path: str, state: ModelState) -> None:
     for name in ("failed_steps", "files", "digests"):
         document[name] = {str(key): value for key, value in sorted(document[name].items())}
     write_json_atomic(path, document)
+
+
+def set_aside(path: str) -> str:
+    """Given an unusable state file, rename it beside itself (``.unreadable-<time>``); return the new path.
+
+    Kept, not deleted: it is evidence of what went wrong, and nothing reads it again.
+    """
+    aside = f"{path}.unreadable-{now_iso().replace(':', '')}"
+    os.replace(path, aside)
+    return aside

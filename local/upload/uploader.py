@@ -65,6 +65,8 @@ def upload_pass(options: UploadOptions, take_lock: bool = True) -> PassReport:
         with uploader_lock(options):
             outcomes = _run_all(selection, options)
     report = PassReport(models=outcomes + selection.refused, problems=selection.problems)
+    for note in sorted({outcome.note for outcome in report.models if outcome.note}):
+        log.info("%s", note)  # once per pass, not once per run
     log.info("%s", report.summary_line())
     return report
 

@@ -192,10 +192,17 @@ class RunSession:
 
     def abort(self) -> None:
         """Best effort: end a failed run without waiting long; errors here change nothing."""
+        self._end(exit_code=1)
+
+    def close_unchanged(self) -> None:
+        """Best effort: end a session that logged nothing as a normal one (the run is not failed)."""
+        self._end(exit_code=0)
+
+    def _end(self, exit_code: int) -> None:
         try:
-            self.run.finish(exit_code=1)
+            self.run.finish(exit_code=exit_code)
         except (wandb.errors.Error, TimeoutError, OSError) as exc:
-            log.debug("finishing a failed run raised %s", exc)
+            log.debug("ending the run (exit code %d) raised %s", exit_code, exc)
 
 
 def core_pids_of(parent_pid: int) -> List[int]:

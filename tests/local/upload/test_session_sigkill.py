@@ -19,7 +19,7 @@ from local.upload import plan
 from local.upload.state import ModelState, load_state, save_state, state_path
 from local.upload.uploader import upload_pass
 from remote.contract.exit_codes import EXIT_OK
-from tests.fixtures.trees import REPO_ROOT, metrics_for
+from tests.fixtures.trees import REPO_ROOT, metrics_for, write_checkpoint
 from tests.fixtures.upload import PROJECT, assert_exactly_once, generated_tree, options
 
 MODELS = ["m1", "m2", "m3"]
@@ -164,3 +164,32 @@ def test_upload_recovery_relogs_only_rows_the_server_lacks(wandb_server, tmp_pat
     assert report.models[0].recovered_steps == [100] and report.models[0].uploaded_steps == [200, 300]
     assert_exactly_once(wandb_server, "eval-a", [100, 200, 300])
     assert load_state(path, "a", "eval-a").processed_steps == [100, 200, 300]
+
+
+def test_upload_sigkill_in_the_middle_of_a_reconciliation_then_a_normal_pass_is_exactly_once(
+    wandb_server, tmp_path
+):
+    results = generated_tree(tmp_path / "results", MODELS, STEPS[:4])
+    state_dir = tmp_path / "state"
+    assert upload_pass(options(results, state_dir)).exit_code() == EXIT_OK
+    for path in state_dir.glob("*.json"):
+        path.unlink()  # the state is lost: the next pass must read every run first
+    for model in MODELS:
+        write_checkpoint(results, model, STEPS[4], metrics_for(STEPS[4]))
+    wandb_server.set_latency(0.3)  # slow reads: the kill lands while the runs are being read
+    command = [sys.executable, "-m", "local", "upload", "--once", "--results-root", str(results)]
+    command += ["--state-dir", str(state_dir), "--variants", "ckpt_step", "--init-timeout", "30"]
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env={**os.environ, **wandb_server.env()},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    reading = lambda: any(op == "RunParquetHistory" for _, _, op in wandb_server.requests)  # noqa: E731
+    assert _kill_when(process, reading), "the uploader ended before it read a run"
+    wandb_server.set_latency(0)
+    report = upload_pass(options(results, state_dir))
+    assert report.exit_code() == EXIT_OK, [o.error for o in report.models]
+    for model in MODELS:
+        assert_exactly_once(wandb_server, "eval-" + model, STEPS[:5])

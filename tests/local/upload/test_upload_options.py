@@ -102,8 +102,9 @@ def test_model_filter_exact_name_selects_only_that_model(tmp_path) -> None:
 def test_log_level_is_accepted_after_the_command_too(tmp_path) -> None:
     results = generated_tree(tmp_path / "results", ["a"], [100])
     args = ("--results-root", str(results), "--disable-wandb")
-    chatty = _upload(*args, env=dict(os.environ))
-    quiet = _upload(*args, "--log-level", "warning", env=dict(os.environ))
+    env = {**os.environ, "WANDB_MODE": "disabled"}  # a dry run that asks W&B nothing
+    chatty = _upload(*args, env=env)
+    quiet = _upload(*args, "--log-level", "warning", env=env)
     assert chatty.returncode == quiet.returncode == EXIT_OK, quiet.stderr
     assert "INFO" in chatty.stderr and "INFO" not in quiet.stderr
 
