@@ -86,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
     limits = limits_from_args(args)
     originals = [path for path in args.bundles if is_original_archive(path)]
     for path in originals:
-        name, files, skipped = unpack_original(args.results_root, path, limits)
-        print(f"unpack: applied the original tool's archive {name} ({files} files); the ledger is unchanged")
+        name, files, odd = unpack_original(args.results_root, path, limits)
+        note = f"; skipped {len(odd)} member(s) not named in UTF-8" if odd else ""
+        print(f"unpack: applied the original tool's archive {name} ({files} files{note}); ledger unchanged")
     bundles = [path for path in args.bundles if path not in originals]
     if originals and not bundles:
         return EXIT_OK

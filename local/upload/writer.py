@@ -31,6 +31,7 @@ from tenacity import (
     wait_exponential_jitter,
     wait_none,
 )
+from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 from wandb.sdk.mailbox.mailbox_handle import ServerResponseError
 
 from local.upload.report import WriterOptions
@@ -67,6 +68,25 @@ DELETED_FIX = (
     "prepare-manifest --overrides file"
 )
 AUTH_FIX = "check WANDB_API_KEY and that it may write to this entity/project"
+# What the SDK says when the server or the network failed, whatever exception carries it.
+TRANSIENT_MARKERS = (
+    "busy",
+    "did not respond",
+    "timed out",
+    "timeout",
+    "temporarily",
+    "unavailable",
+    "connection",
+    " 429",
+    " 500",
+    " 502",
+    " 503",
+    " 504",
+)
+# Every exception the SDK lets escape from init, log, summary and finish (measured, wandb 0.31.0):
+# its own errors (CommError, AuthenticationError, UsageError, ...), the service connection's and
+# the mailbox's, and timeouts and socket errors of its client.
+SDK_ERRORS = (wandb.errors.Error, ServerResponseError, WandbApiFailedError, TimeoutError, OSError)
 
 
 def retry_policy(options: WriterOptions) -> Retrying:
@@ -106,12 +126,19 @@ def run_settings(options: WriterOptions) -> wandb.Settings:
 
 
 def classify_error(exc: BaseException) -> Exception:
-    """Given an SDK exception, return the matching transient or permanent error."""
+    """Given an SDK exception, return the matching transient or permanent error.
+
+    Sorted by what happened, not by the exception's type: the SDK verifies the login on its own
+    when a table is logged, and a 5xx or a timeout there arrives as ``AuthenticationError`` ("failed
+    to verify credentials ...: the service process is busy"), which retrying later fixes.
+    """
     # The SDK appends multi-line advice ("Consider increasing init_timeout"); keep the first line.
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     lowered = text.lower()
     if "deleted" in lowered or "409" in lowered or "conflict" in lowered:
         return WandbPermanentError(f"W&B says the run was deleted ({text})", DELETED_FIX)
+    if any(marker in lowered for marker in TRANSIENT_MARKERS):
+        return WandbTransientError(text)
     auth_words = ("401", "403", "unauthorized", "forbidden", "permission", "api key", "authenticat")
     if isinstance(exc, wandb.errors.AuthenticationError) or any(word in lowered for word in auth_words):
         return WandbPermanentError(f"W&B refused the credentials ({text})", AUTH_FIX)
@@ -152,7 +179,7 @@ class RunSession:
                 reinit="create_new",
                 settings=run_settings(options),
             )
-        except (wandb.errors.Error, ServerResponseError, TimeoutError, OSError) as exc:
+        except SDK_ERRORS as exc:
             raise classify_error(exc) from exc
         run.define_metric("checkpoint_step")
         run.define_metric("eval/*", step_metric="checkpoint_step")
@@ -173,18 +200,24 @@ class RunSession:
             if table is not None and index == len(rows) - 1:
                 row = dict(row)
                 row[table["key"]] = wandb.Table(columns=table["columns"], data=table["data"])
-            self.run.log(row)
+            try:
+                self.run.log(row)
+            except SDK_ERRORS as exc:
+                raise classify_error(exc) from exc
 
     def set_summary(self, values: Dict[str, Any]) -> None:
         """Given summary values, set them on the run."""
-        self.run.summary.update(values)
+        try:
+            self.run.summary.update(values)
+        except SDK_ERRORS as exc:
+            raise classify_error(exc) from exc
 
     def finish(self) -> None:
         """Finish the run; return only when W&B confirmed every row, else raise."""
         run_dir = os.path.dirname(self.run.dir) if self.mode == "online" else None
         try:
             self.run.finish()
-        except (wandb.errors.Error, TimeoutError, OSError) as exc:
+        except SDK_ERRORS as exc:
             raise classify_error(exc) from exc
         if run_dir:
             # The server has it all; the local copy would only grow by one folder per pass.
@@ -201,7 +234,7 @@ class RunSession:
     def _end(self, exit_code: int) -> None:
         try:
             self.run.finish(exit_code=exit_code)
-        except (wandb.errors.Error, TimeoutError, OSError) as exc:
+        except SDK_ERRORS as exc:
             log.debug("ending the run (exit code %d) raised %s", exit_code, exc)
 
 
