@@ -8,6 +8,8 @@ RESULTS_ROOT ?= ./results
 OUTBOX ?= ./outbox
 PACK_ARGS ?=
 STATE_DIR ?= state/wandb_eval_uploader
+# `make demo` works here; the compose demo (`make demo-compose`) keeps its keys in .demo/compose.
+DEMO_WORKDIR ?= .demo/walkthrough
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo status prepare-manifest remote-pack lint typecheck layers vermin check test bench-remote bench-pull bench-upload
@@ -24,10 +26,17 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed ## create .venv with the local role and the dev tools
 
 demo: $(VENV)/.installed ## the whole job on built-in sample data (W&B offline unless WANDB_API_KEY is set)
-	$(VPY) -m local demo --workdir .demo
+	$(VPY) -m local demo --workdir $(DEMO_WORKDIR)
 
-status: $(VENV)/.installed ## per model: run id, checkpoints uploaded, last step, failures
-	$(VPY) -m local status --results-root $(RESULTS_ROOT) --state-dir $(STATE_DIR)
+# Until RESULTS_ROOT holds results of your own, `make status` shows the demo's (said on its first line).
+status: $(VENV)/.installed ## per model: uploaded, last and best, waiting for eval, failures (the demo's until you have results)
+	@if [ "$(origin RESULTS_ROOT)" = file ] && [ ! -e "$(RESULTS_ROOT)/.wandb_eval_manifest.json" ] \
+		&& [ -e "$(DEMO_WORKDIR)/local/results/.wandb_eval_manifest.json" ]; then \
+		echo "No results in $(RESULTS_ROOT) yet; showing the demo's ($(DEMO_WORKDIR)/local):"; \
+		$(VPY) -m local status --results-root $(DEMO_WORKDIR)/local/results --state-dir $(DEMO_WORKDIR)/local/state; \
+	else \
+		$(VPY) -m local status --results-root $(RESULTS_ROOT) --state-dir $(STATE_DIR); \
+	fi
 
 # Training-machine targets run the native python3; USE_IMAGE=1 runs the remote image instead
 # (for clusters with Docker but no suitable Python), as the calling user so files stay theirs.
