@@ -37,6 +37,7 @@ from typing import ContextManager, Dict, List, Optional, Sequence, Tuple
 from local.errors import UserError
 from local.progress import Progress
 from local.upload import plan
+from local.upload.credentials import require_api_key
 from local.upload.metrics import FileSig, MetricsResult, read_metrics, scan_checkpoints
 from local.upload.process import run_isolated
 from local.upload.report import ModelOutcome, PassReport, UploadOptions
@@ -92,6 +93,8 @@ def upload_pass(options: UploadOptions, take_lock: bool = True) -> PassReport:
     ``take_lock=False`` is for callers already holding :func:`uploader_lock` (the poll loop).
     Raises UserError for an unusable manifest and LockHeldError when another uploader runs.
     """
+    if not options.disable_wandb:
+        require_api_key(options.writer.mode)  # once, before any model: no key, no twelve errors
     try:
         manifest = load_manifest(options.manifest())
     except ManifestError as exc:
