@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,34 @@ def test_demo_work_directories_of_the_two_demos_are_apart() -> None:
     )
     assert compose_keys and compose_keys.group(1) == ".demo/compose"
     assert "./.demo/compose/" in (REPO_ROOT / "docker" / "demo.env").read_text()
+
+
+def test_make_status_after_make_demo_shows_the_demos_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's first hour: `make demo`, then `make status` (no results of one's own yet).
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("DEMO_WORKDIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0  # what `make demo` runs, from the folder `make` runs in
+    venv = Path(sys.executable).parent.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("RESULTS_ROOT", "STATE_DIR", "MAKEFLAGS")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    make = [
+        "make",
+        "-s",
+        "-f",
+        str(REPO_ROOT / "Makefile"),
+        "status",
+        f"VENV={venv}",
+        "-o",
+        f"{venv}/.installed",
+    ]
+    done = subprocess.run(make, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "No results in ./results yet; showing the demo's (.demo/walkthrough/local):"
+    assert lines[1].startswith("W&B offline mode: local run files, not in W&B")
+    first, steps = SAMPLE_MODELS[0]
+    assert next(line for line in lines if line.startswith(first)).split()[2] == str(len(steps) + 1)
