@@ -58,7 +58,7 @@ def _subparser(
         name,
         help=summary,
         description=summary,
-        epilog=example,
+        epilog=example.replace("python -m remote", program_name()),  # as the user runs it
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_options(parser, ["log_level"], suppress=True)  # also after the command, as the original took it
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=program_name(),
         description="Remote role (training machine): write the eval manifest, pack results into bundles.",
-        epilog="example:\n  python -m remote pack --results-root ./results --outbox ./outbox\n",
+        epilog=f"example:\n  {program_name()} pack --results-root ./results --outbox ./outbox\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_options(parser, ["log_level"])
