@@ -17,10 +17,11 @@ from remote.contract.exit_codes import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_USA
 from remote.contract.files import LockHeldError
 from remote.contract.names import MANIFEST_NAME
 from remote.contract.options import OptionEnvError, add_options
+from remote.contract.overrides import OverridesError
 from remote.contract.tree import checkpoint_step
 from remote.pack import PackError, PackOptions, PackReport, pack
 from remote.packplan import Filters
-from remote.prepare import ManifestOptions, ManifestReport, OverridesError, prepare_manifest
+from remote.prepare import ManifestOptions, ManifestReport, prepare_manifest
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ MANIFEST_OPTIONS = (
     "default_entity",
     "default_eval_split",
     "run_id_prefix",
+    "default_num_train_epochs",
+    "default_wandb_group",
 )
 PACK_OPTIONS = ("outbox", "no_manifest", "full", "keep", "max_file_mb", "exclude")
 
@@ -105,6 +108,8 @@ def manifest_options(args: argparse.Namespace, output: str) -> ManifestOptions:
         args.default_entity,
         args.default_eval_split,
         args.run_id_prefix,
+        args.default_num_train_epochs,
+        args.default_wandb_group,
     )
 
 

@@ -8,13 +8,12 @@ idle ``pack`` sees nothing new. Standard library only.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from remote.contract.files import now_iso, write_json_atomic
+from remote.contract.files import now_iso, read_json, write_json_atomic
 from remote.contract.manifest import (
     MANIFEST_VERSION,
     MODEL_DEFAULTS,
@@ -24,16 +23,10 @@ from remote.contract.manifest import (
     infer_cb_setting,
     infer_dataset,
 )
+from remote.contract.overrides import checked_override, load_overrides, split_variants
 from remote.scan import Skipped, discover_models
 
 log = logging.getLogger(__name__)
-
-INT_FIELDS = ("seed", "num_beams", "sid_levels")
-STR_FIELDS = ("dataset", "cb_setting", "eval_split", "wandb_project", "wandb_run_id", "wandb_run_name")
-
-
-class OverridesError(ValueError):
-    """The overrides file cannot be used as a whole."""
 
 
 @dataclass
@@ -47,6 +40,8 @@ class ManifestOptions:
     default_entity: str = ""
     default_eval_split: str = "test"
     run_id_prefix: str = "eval"
+    default_num_train_epochs: Optional[float] = None
+    default_wandb_group: str = ""
 
 
 @dataclass
@@ -60,64 +55,10 @@ class ManifestReport:
     warnings: List[str] = field(default_factory=list)
 
 
-def load_overrides(path: str) -> Dict[str, Dict[str, Any]]:
-    """Given an overrides file, return ``{model_dir: {field: value}}``.
-
-    Accepted shapes (as the original tool): ``{"models": {dir: {...}}}``,
-    ``{"models": [{"model_dir": dir, ...}]}`` or ``{dir: {...}}``.
-    """
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            raw = json.load(handle)
-    except FileNotFoundError:
-        raise OverridesError(f"overrides file not found: {path}") from None
-    except (OSError, ValueError) as exc:
-        raise OverridesError(f"overrides file {path} is not valid JSON ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise OverridesError(f"overrides file {path} must hold a JSON object")
-    models = raw.get("models", raw)
-    if isinstance(models, list):
-        pairs = []
-        for item in models:
-            if not isinstance(item, dict) or not isinstance(item.get("model_dir"), str):
-                raise OverridesError(f"overrides file {path}: every models[] item needs a model_dir")
-            pairs.append((item["model_dir"], {k: v for k, v in item.items() if k != "model_dir"}))
-        models = dict(pairs)
-    if not isinstance(models, dict):
-        raise OverridesError(f"overrides file {path}: 'models' must be an object or a list")
-    for model_dir, fields in models.items():
-        if not isinstance(fields, dict):
-            raise OverridesError(f"overrides file {path}: entry {model_dir!r} must be an object")
-    return {str(k): dict(v) for k, v in models.items()}
-
-
-def _checked_override(model_dir: str, override: Dict[str, Any], warnings: List[str]) -> Dict[str, Any]:
-    """Given one model's override, drop (with a warning) fields whose values cannot be used."""
-    usable: Dict[str, Any] = {}
-    for key, value in override.items():
-        if key == "model_dir":
-            continue
-        ok = True
-        if key in INT_FIELDS:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif key in STR_FIELDS:
-            ok = isinstance(value, str) and value != ""
-        elif key == "num_train_epochs":
-            ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-        if ok:
-            usable[key] = value
-        else:
-            warnings.append(
-                f"override {model_dir}.{key}={value!r} ignored: wrong type; fix the overrides file"
-            )
-    return usable
-
-
 def read_existing(path: str) -> Tuple[Optional[Dict[str, Any]], Dict[str, Dict[str, Any]]]:
     """Given the manifest path, return the existing document and its models by model_dir."""
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            document = json.load(handle)
+        document = read_json(path)
         models = {m["model_dir"]: m for m in document.get("models", []) if isinstance(m, dict)}
         return document, models
     except FileNotFoundError:
@@ -136,13 +77,16 @@ def build_entry(
         "dataset": infer_dataset(model_dir),
         "cb_setting": infer_cb_setting(model_dir),
         "eval_split": options.default_eval_split,
-        "num_train_epochs": None,
-        "wandb_group": None,
+        "num_train_epochs": options.default_num_train_epochs,
+        "wandb_group": options.default_wandb_group or None,
         "wandb_project": options.default_project,
         "wandb_entity": options.default_entity or None,
     }
     merged.update(MODEL_DEFAULTS)
+    override, variants = split_variants(override)
     merged.update(override)
+    if variants:
+        merged["variants"] = variants
     if merged.get("wandb_entity") == "":
         merged["wandb_entity"] = None
     sticky = previous or {}
@@ -172,7 +116,7 @@ def prepare_manifest(options: ManifestOptions) -> ManifestReport:
     ]
     models = [
         build_entry(
-            name, options, _checked_override(name, overrides.get(name, {}), warnings), previous.get(name)
+            name, options, checked_override(name, overrides.get(name, {}), warnings), previous.get(name)
         )
         for name in model_dirs
     ]

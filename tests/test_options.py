@@ -41,6 +41,7 @@ NOT_IN_ENV_FILE = {
     "MANIFEST_PATH": "<results-root>/.wandb_eval_manifest.json inside the container",
     "MAX_CYCLES": "the service runs until stopped",
     "WANDB_DISABLED": "a dry run is a one-off command, not a service",
+    "WANDB_EVAL_MANIFEST_OVERRIDES": "a file: mount it and set it in a compose override file (README)",
 }
 
 

@@ -15,7 +15,7 @@ from typing import List, Optional
 
 from local.errors import UserError
 from local.logsetup import configure_logging
-from remote.contract.exit_codes import EXIT_BUSY, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, SUMMARY
+from remote.contract.exit_codes import EXIT_BUSY, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, SUMMARY
 from remote.contract.files import LockHeldError
 from remote.contract.options import OptionEnvError, add_options
 
@@ -71,6 +71,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print_error("interrupted", "")
         return EXIT_INTERRUPTED
+    except OSError as exc:
+        # A full disk, a vanished mount, a permission: one line, and what was done stays done.
+        print_error(str(exc), "check free space and permissions of the paths given, then run again")
+        return EXIT_FAILED
     except BrokenPipeError:
         # Output piped into `head` or similar that stopped reading: not an error of ours.
         sys.stderr.close()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Optional
 from local.cli.command import add_command
 from local.cli.pull import PULL_OPTIONS
 from local.cli.pull import options_from_args as pull_options_from_args
+from local.cli.unpack import LIMIT_OPTIONS, limits_from_args
 from local.cli.upload import UPLOAD_OPTIONS, check_interval
 from local.cli.upload import options_from_args as upload_options_from_args
 from local.errors import UserError
@@ -76,13 +77,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "One cycle: pull, unpack, upload; exit code says if anything failed.",
         ONCE_EXAMPLE,
     )
-    add_options(once, UPLOAD_OPTIONS + PULL_OPTIONS)
+    add_options(once, UPLOAD_OPTIONS + PULL_OPTIONS + LIMIT_OPTIONS)
     once.set_defaults(func=run_once)
     loop = add_command(
         subparsers, "run", "Repeat the cycle every --poll-interval-seconds (the service).", RUN_EXAMPLE
     )
     add_options(
-        loop, UPLOAD_OPTIONS + PULL_OPTIONS + ("poll_interval_seconds", "heartbeat_file", "max_cycles")
+        loop,
+        UPLOAD_OPTIONS
+        + PULL_OPTIONS
+        + LIMIT_OPTIONS
+        + ("poll_interval_seconds", "heartbeat_file", "max_cycles"),
     )
     loop.set_defaults(func=run_forever)
     health = add_command(
@@ -125,7 +130,7 @@ def cycle_options(args: argparse.Namespace) -> CycleOptions:
 
     upload = upload_options_from_args(args)
     pull: Optional[PullOptions] = pull_options_from_args(args) if args.host else None
-    return CycleOptions(upload=upload, inbox=args.inbox, pull=pull)
+    return CycleOptions(upload=upload, inbox=args.inbox, pull=pull, limits=limits_from_args(args))
 
 
 def run_once(args: argparse.Namespace) -> int:

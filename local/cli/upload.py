@@ -15,7 +15,8 @@ import sys
 from local.cli.command import add_command
 from local.errors import UserError
 from local.upload.report import PassReport, UploadOptions, WriterOptions
-from remote.contract.options import add_options
+from local.upload.targets import parse_variants
+from remote.contract.options import TABLE, add_options
 
 # local.upload.uploader (and through it wandb) loads only when a pass runs: these options are
 # registered by every local command's parser, and `health` runs every 30 s in the container.
@@ -28,6 +29,8 @@ UPLOAD_OPTIONS = (
     "manifest_path",
     "state_dir",
     "model_filter",
+    "variants",
+    "manifest_overrides",
     "disable_wandb",
     "wandb_mode",
     "wandb_resume",
@@ -74,8 +77,13 @@ def options_from_args(args: argparse.Namespace) -> UploadOptions:
     """Given parsed upload flags, return the options of one pass."""
     if args.workers < 1:
         raise UserError("--workers must be at least 1", "e.g. --workers 4")
+    try:
+        variants = parse_variants(args.variants)
+    except ValueError as exc:
+        raise UserError(str(exc), "e.g. --variants ckpt_step,epoch (env WANDB_UPLOAD_VARIANTS)") from exc
+    disabled = args.disable_wandb or args.wandb_mode == "disabled"
     writer = WriterOptions(
-        mode=args.wandb_mode,
+        mode="online" if args.wandb_mode == "disabled" else args.wandb_mode,
         resume=args.wandb_resume,
         job_type=args.wandb_job_type,
         init_timeout=args.init_timeout,
@@ -89,9 +97,12 @@ def options_from_args(args: argparse.Namespace) -> UploadOptions:
         manifest_path=args.manifest_path,
         state_dir=args.state_dir,
         model_filters=list(args.model_filter),
-        disable_wandb=args.disable_wandb,
+        disable_wandb=disabled,
         workers=args.workers,
         writer=writer,
+        variants=variants,
+        overrides_path=args.manifest_overrides,
+        overrides_required=args.manifest_overrides != TABLE["manifest_overrides"].default,
     )
 
 

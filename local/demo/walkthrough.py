@@ -106,9 +106,10 @@ class Demo:
         """Local: one upload pass; say what it uploaded."""
         writer = WriterOptions(mode=self.mode, wandb_dir=self.wandb_dir)
         report = upload_pass(UploadOptions(results_root=self.results, state_dir=self.state, writer=writer))
-        uploaded = sum(len(model.uploaded_steps) for model in report.models)
+        # Each checkpoint goes to the model's run and to its epoch run: count checkpoints once.
+        uploaded = sum(len(model.uploaded_steps) for model in report.models if model.variant == "ckpt_step")
         calls = sum(1 for model in report.models if model.wandb_called)
-        say(f"local: uploaded {uploaded} checkpoints to W&B ({calls} runs opened)")
+        say(f"local: uploaded {uploaded} checkpoints to W&B ({calls} runs opened: per-checkpoint and epoch)")
         return report
 
 

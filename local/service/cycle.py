@@ -27,6 +27,7 @@ from local.transfer.pull import PullOptions, PullReport, pull
 from local.transfer.sftp import SftpSession
 from local.unpack.apply import unpack_inbox
 from local.unpack.ledger import ledger_path, load_ledger
+from local.unpack.tarsafety import Limits
 from local.upload.report import UploadOptions
 from local.upload.uploader import upload_pass, uploader_lock
 from remote.contract.exit_codes import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT
@@ -43,6 +44,7 @@ class CycleOptions:
     upload: UploadOptions
     inbox: Optional[str]
     pull: Optional[PullOptions] = None
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass
@@ -154,7 +156,7 @@ def _unpack(report: CycleReport, options: CycleOptions) -> Optional[int]:
     applied: List[int] = []
 
     def unpack() -> int:
-        applied.append(unpack_inbox(options.upload.results_root, inbox).applied_seq)
+        applied.append(unpack_inbox(options.upload.results_root, inbox, options.limits).applied_seq)
         return EXIT_OK
 
     _step(report, "unpack", unpack)

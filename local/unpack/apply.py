@@ -4,40 +4,40 @@ For each bundle, in sequence order: every member is validated (``local.unpack.ta
 results root is checked for clashes before anything is written; the files are extracted to
 ``<results-root>/.unpack-staging/<bundle>/`` (same file system, so moving is a rename); a
 journal naming the staged files is written; the files are renamed into place, the manifest
-last; the ledger records the bundle; the staging area is removed. A crash before the journal
-leaves only staging debris (discarded next run); a crash after it is finished by the next run
-from the journal. Bundles merge: files are replaced, nothing else in the results root is deleted.
+last; the ledger records the bundle; the staging area is removed (``local.unpack.staging``). A
+crash before the journal leaves only staging debris (discarded next run); a crash after it is
+finished by the next run from the journal; a bundle refused while staging leaves nothing. Bundles
+merge: files are replaced, nothing else in the results root is deleted. Members whose names are
+not valid UTF-8 are skipped with a warning (``local.unpack.tarsafety`` says why).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import shutil
 import stat
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Set, Tuple
 
 from local.errors import UserError
-from local.unpack.ledger import Ledger, load_ledger, new_entry, record_applied
-from local.unpack.tarsafety import (
-    REGULAR_TYPES,
-    BundleContents,
-    Limits,
-    UnsafeBundleError,
-    normalise_name,
-    validate_bundle,
-)
+from local.unpack.ledger import Ledger, load_ledger
+from local.unpack.staging import commit, discard, recover, stage
+from local.unpack.stream import StreamBudgetError
+from local.unpack.tarsafety import BundleContents, Limits, UnsafeBundleError, validate_bundle
 from remote.contract.files import exclusive_lock, sha256_file, write_json_atomic
 from remote.contract.names import JOURNAL_SUFFIX, LEDGER_NAME, MANIFEST_NAME, STAGING_DIR, UNPACK_LOCK_NAME
 from remote.contract.outbox import ChainGapError, bundles_after, parse_bundle_name
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
+# Reading a bundle that passed validation can still fail if it changed since: refuse it, as then.
+# (An OSError while writing, a full disk say, is not the bundle's fault and is raised as it is.)
+CHANGED_ERRORS = (UnsafeBundleError, StreamBudgetError, tarfile.TarError, EOFError, zlib.error)
+# Skipped members named one warning line each, up to this many per bundle; then one line for the rest.
+SKIPPED_LINES = 10
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class UnpackReport:
     applied: List[str] = field(default_factory=list)
     already: List[str] = field(default_factory=list)
     recovered: List[str] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)
     applied_seq: int = 0
 
 
@@ -128,104 +129,63 @@ def _require_directory(results_root: str, prefix: str, name: str, good_dirs: Set
     good_dirs.add(prefix)
 
 
-def stage(bundle: BundleFile, contents: BundleContents, staging: str) -> None:
-    """Given a validated bundle, extract its regular files under ``staging`` (re-checking each)."""
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    with tarfile.open(bundle.path, mode="r:gz") as tar:
-        for member in tar:
-            tar.members = []  # type: ignore[attr-defined]  # keep memory flat on huge bundles
-            if member.isdir():
-                continue
-            name = normalise_name(member.name)
-            if member.type not in REGULAR_TYPES or contents.files.get(name) != member.size:
-                raise UnsafeBundleError(f"member {member.name!r} changed since it was validated")
-            _extract_file(tar, member, os.path.join(staging, name))
+def _refused(bundle: BundleFile, exc: Exception) -> UserError:
+    """Given why a bundle cannot be applied, return the one-line error naming it, with a fix."""
+    default = f"delete {bundle.path} and publish a full bundle: python -m remote pack --full"
+    hint = exc.hint if isinstance(exc, UnsafeBundleError) and exc.hint else default
+    return UserError(f"bundle {bundle.name} refused, nothing written: {exc}", hint)
 
 
-def _extract_file(tar: tarfile.TarFile, member: tarfile.TarInfo, target: str) -> None:
-    """Given a regular member, copy exactly its declared size to a new file at ``target``."""
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    source = tar.extractfile(member)
-    if source is None:
-        raise UnsafeBundleError(f"member {member.name!r} has no data")
-    remaining = member.size
-    with open(target, "xb") as out:
-        while remaining > 0:
-            block = source.read(min(CHUNK, remaining))
-            if not block:
-                raise UnsafeBundleError(f"member {member.name!r} is truncated")
-            out.write(block)
-            remaining -= len(block)
+def _warn_skipped(bundle: BundleFile, skipped: Sequence[str]) -> None:
+    """Given the members a bundle had to skip, name them in one warning line each (bounded)."""
+    for shown in skipped[:SKIPPED_LINES]:
+        log.warning(
+            "bundle %s: skipped member %s: its name is not valid UTF-8, so no manifest, ledger or "
+            "W&B run could name it; the rest of the bundle is applied",
+            bundle.name,
+            shown,
+        )
+    if len(skipped) > SKIPPED_LINES:
+        log.warning(
+            "bundle %s: skipped %d more members whose names are not valid UTF-8",
+            bundle.name,
+            len(skipped) - SKIPPED_LINES,
+        )
 
 
-def commit(results_root: str, journal_path: str, ledger: Ledger) -> str:
-    """Given a journal, move its staged files into place (manifest last), record it, clean up.
+def apply_bundle(results_root: str, bundle: BundleFile, ledger: Ledger, limits: Limits) -> List[str]:
+    """Given one bundle next in the chain, validate it whole, stage it, and commit it.
 
-    Safe to run again after a crash at any point: files already moved are simply skipped.
+    Returns the members it skipped (names not valid UTF-8), as shown in the warnings.
     """
-    with open(journal_path, "rb") as handle:
-        journal = json.load(handle)
-    staging = journal_path[: -len(JOURNAL_SUFFIX)]
-    for name in sorted(journal["files"], key=lambda n: (n == MANIFEST_NAME, n)):
-        source = os.path.join(staging, name)
-        if not os.path.lexists(source):
-            continue  # moved before a crash
-        target = os.path.join(results_root, name)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        os.replace(source, target)
-    os.sync()  # the moves must be on disk before the ledger says the bundle is applied
-    if ledger.find(int(journal["seq"])) is None:
-        entry = new_entry(int(journal["seq"]), journal["name"], journal["sha256"], len(journal["files"]))
-        record_applied(results_root, ledger, entry)
-    shutil.rmtree(staging, ignore_errors=True)
-    os.unlink(journal_path)
-    return str(journal["name"])
-
-
-def recover(results_root: str, ledger: Ledger) -> List[str]:
-    """Given a results root, finish journaled unpacks a crash interrupted and drop unjournaled debris."""
-    base = os.path.join(results_root, STAGING_DIR)
-    names = sorted(os.listdir(base)) if os.path.isdir(base) else []
-    journals = sorted((n for n in names if n.endswith(JOURNAL_SUFFIX)), key=_journal_seq)
-    finished = [commit(results_root, os.path.join(base, n), ledger) for n in journals]
-    for name in os.listdir(base) if os.path.isdir(base) else []:
-        log.info("discarding the unfinished staging of %s", name)
-        shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-    for name in finished:
-        log.info("finished the interrupted unpack of %s", name)
-    with contextlib.suppress(OSError):
-        os.rmdir(base)  # only when empty: nothing hidden lingers in the results root
-    return finished
-
-
-def _journal_seq(name: str) -> int:
-    record = parse_bundle_name(name[: -len(JOURNAL_SUFFIX)])
-    return record.seq if record else 0
-
-
-def apply_bundle(results_root: str, bundle: BundleFile, ledger: Ledger, limits: Limits) -> None:
-    """Given one bundle next in the chain, validate it whole, stage it, and commit it."""
     try:
         contents = validate_bundle(bundle.path, limits)
     except UnsafeBundleError as exc:
-        raise UserError(
-            f"bundle {bundle.name} refused, nothing written: {exc}",
-            f"delete {bundle.path} and publish a full bundle: python -m remote pack --full",
-        ) from exc
+        raise _refused(bundle, exc) from exc
     check_targets(results_root, contents)
     if MANIFEST_NAME not in contents.files:
         log.warning("bundle %s has no manifest; the results root keeps its current one", bundle.name)
     staging = os.path.join(results_root, STAGING_DIR, bundle.name)
     sha256 = sha256_file(bundle.path)
-    stage(bundle, contents, staging)
+    try:
+        stage(bundle.path, contents, staging)
+    except BaseException as exc:
+        discard(staging)  # nothing half-staged stays behind, whatever stopped the extraction
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.dirname(staging))
+        if isinstance(exc, CHANGED_ERRORS):
+            raise _refused(bundle, exc) from exc
+        raise
     os.sync()  # staged bytes must be durable before the journal lets a later run commit them
     journal = {"seq": bundle.seq, "name": bundle.name, "sha256": sha256, "files": sorted(contents.files)}
     write_json_atomic(staging + JOURNAL_SUFFIX, journal)
     commit(results_root, staging + JOURNAL_SUFFIX, ledger)
     with contextlib.suppress(OSError):
         os.rmdir(os.path.dirname(staging))
-    log.info("applied %s: %d files, %d bytes", bundle.name, len(contents.files), contents.total_bytes)
+    _warn_skipped(bundle, contents.skipped)
+    size = sum(contents.files.values())
+    log.info("applied %s: %d files, %d bytes", bundle.name, len(contents.files), size)
+    return contents.skipped
 
 
 def unpack_bundles(results_root: str, paths: Sequence[str], limits: Optional[Limits] = None) -> UnpackReport:
@@ -241,8 +201,9 @@ def unpack_bundles(results_root: str, paths: Sequence[str], limits: Optional[Lim
             check_already_applied(ledger, bundle)
             report.already.append(bundle.name)
         for bundle in chain:
-            apply_bundle(results_root, bundle, ledger, limits or Limits())
+            skipped = apply_bundle(results_root, bundle, ledger, limits or Limits())
             report.applied.append(bundle.name)
+            report.skipped.extend(f"{bundle.name}: {shown}" for shown in skipped)
         report.applied_seq = ledger.applied_seq
     return report
 

@@ -1,14 +1,23 @@
 """Read one checkpoint's eval metrics and list a model's checkpoints cheaply.
 
 A checkpoint is ``<model_dir>/checkpoint-<digits>``; any other folder (``checkpoint-best``,
-``checkpoint-final``) never becomes a step. Its metrics come from ``metrics.json`` or, when that
-is missing, ``metrics.tsv`` (a header line and one value line; non-numeric columns such as
-``path`` are ignored).
+``checkpoint-final``, a name that is not UTF-8) never becomes a step. Its metrics come from
+``metrics.json`` or, when that is missing, ``metrics.tsv`` (a header line and one value line;
+non-numeric columns such as ``path`` are ignored).
 
-Untrusted input: a file that is empty, half-written (invalid JSON), not an object, or holds no
-finite number at all (strings only, NaN-only) is a *failure with a reason*, never an exception;
-the caller records it in ``failed_steps`` and retries it on the next pass. Single NaN/inf or
-string values next to good numbers are dropped (W&B cannot chart them) and named in ``dropped``.
+Only *complete* metrics are used; a file the eval is still writing, or a copy cut short, must
+never give a wrong number. ``metrics.json`` is complete when it parses as a JSON object: a cut
+object never does. ``metrics.tsv`` is complete when it ends with a newline, and its header and
+last value line have the same number of cells: every real writer ends each line with one (all
+35 sample files do; pandas and the csv module too), while a value line cut inside its last cell
+would still have all its cells and read ``0.5678`` as ``0.56``, and one cut after a tab would
+lose the last metric.
+
+Untrusted input: a file that is empty, incomplete, not an object, nested absurdly deep, larger
+than 4 MiB, not a regular file, or holds no finite number at all (strings only, NaN-only) is a
+*failure with a reason*, never an exception; the caller records it in ``failed_steps`` and
+retries it on the next pass. Single NaN/inf, huge or string values next to good numbers are
+dropped (W&B cannot chart them) and named in ``dropped``.
 
 Listing is cheap on purpose: an idle pass calls :func:`scan_checkpoints` (one ``scandir`` per
 model and one ``stat`` per checkpoint) and reads no file whose (size, mtime_ns) it has seen.
@@ -20,6 +29,7 @@ import json
 import logging
 import math
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -29,6 +39,10 @@ log = logging.getLogger(__name__)
 
 # A metrics file larger than this is not an eval summary; refuse instead of loading it.
 MAX_METRICS_BYTES = 4 * 1024 * 1024
+# Grouped metrics nest a level or two ({"test": {"HR@10": ...}}); deeper values are dropped, and
+# the recursion stays far from Python's limit whatever the file holds.
+MAX_NESTING = 8
+
 
 # (file name, size, mtime_ns): enough to notice a rewritten metrics file without reading it.
 FileSig = Tuple[str, int, int]
@@ -80,10 +94,8 @@ def scan_checkpoints(model_path: str) -> Dict[int, Optional[FileSig]]:
 def read_metrics(checkpoint_dir: str) -> MetricsResult:
     """Given a checkpoint directory, return its numeric metrics or a failure reason."""
     for name in METRIC_FILES:
-        path = os.path.join(checkpoint_dir, name)
         try:
-            with open(path, "rb") as handle:
-                raw = handle.read(MAX_METRICS_BYTES + 1)
+            raw = _read_regular(os.path.join(checkpoint_dir, name))
         except FileNotFoundError:
             continue
         except OSError as exc:
@@ -92,6 +104,22 @@ def read_metrics(checkpoint_dir: str) -> MetricsResult:
         result.source = name
         return result
     return MetricsResult(reason="no metrics.json or metrics.tsv")
+
+
+def _read_regular(path: str) -> bytes:
+    """Given a path, return up to MAX_METRICS_BYTES + 1 of its bytes; raise OSError unless a file.
+
+    Opened non-blocking and checked before reading: a FIFO named metrics.json would otherwise
+    hang the pass, and a device could feed it forever.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{os.path.basename(path)} is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(MAX_METRICS_BYTES + 1)
+    finally:
+        os.close(fd)
 
 
 def _parse(name: str, raw: bytes) -> MetricsResult:
@@ -116,6 +144,8 @@ def _values_from_json(text: str) -> Tuple[Dict[str, Any], Optional[str]]:
     try:
         # Python's json accepts NaN/Infinity; they are classified below, not rejected here.
         document = json.loads(text)
+    except RecursionError:
+        return {}, "nests too deeply to be metrics"
     except ValueError as exc:
         return {}, f"is not valid JSON (half-written?): {exc}"
     if not isinstance(document, dict):
@@ -123,20 +153,28 @@ def _values_from_json(text: str) -> Tuple[Dict[str, Any], Optional[str]]:
     return _flatten(document), None
 
 
-def _flatten(document: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    """Given nested dicts, return ``{"a/b": value}`` so grouped metrics keep their names."""
+def _flatten(document: Dict[str, Any], prefix: str = "", depth: int = 1) -> Dict[str, Any]:
+    """Given nested dicts, return ``{"a/b": value}`` so grouped metrics keep their names.
+
+    A dict deeper than MAX_NESTING is kept as one (non-numeric) value, so it is dropped.
+    """
     flat: Dict[str, Any] = {}
     for key, value in document.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name + "/"))
+        if isinstance(value, dict) and depth < MAX_NESTING:
+            flat.update(_flatten(value, name + "/", depth + 1))
         else:
             flat[name] = value
     return flat
 
 
 def _values_from_tsv(text: str) -> Tuple[Dict[str, Any], Optional[str]]:
-    lines = [line for line in text.splitlines() if line.strip()]
+    """Given a TSV's text, return header -> cell of its last value line, if the file is complete."""
+    if not text.endswith("\n"):
+        return {}, "does not end with a newline (still being written, or cut short)"
+    # Only \n ends a line (\r\n too): str.splitlines would also split a cell at \x1c or \u2028.
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    lines = [line for line in lines if line.strip()]
     if len(lines) < 2:
         return {}, "has a header but no value line (half-written?)"
     header = lines[0].split("\t")
@@ -153,14 +191,24 @@ def _values_from_tsv(text: str) -> Tuple[Dict[str, Any], Optional[str]]:
     return values, None
 
 
+def _is_finite_number(value: Any) -> bool:
+    """Given a value, tell whether W&B can chart it: a finite int or float (bool is no number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 def _keep_numbers(name: str, values: Dict[str, Any]) -> MetricsResult:
     metrics: Dict[str, float] = {}
     dropped: List[str] = []
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            dropped.append(key)
-        else:
+        if _is_finite_number(value):
             metrics[key] = value
+        else:
+            dropped.append(key)
     if not metrics:
         return MetricsResult(reason=f"{name} holds no finite numeric metric (strings, NaN or empty)")
     return MetricsResult(metrics=metrics, dropped=dropped)

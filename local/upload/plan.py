@@ -24,22 +24,31 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from local.upload.metrics import FileSig, MetricsResult
 from local.upload.state import ModelState
+from remote.contract.tree import METRIC_FILES, checkpoint_dir_name
 
 HEADLINE_METRICS = ("HR@10", "NDCG@10")
 STEP_KEY = "checkpoint_step"
+INDEX_KEY = "checkpoint_index"
+EPOCH_KEY = "epoch_progress"
 REVISION_KEY = "eval/revision"
 TABLE_KEY = "eval/checkpoint_table"
+# The original tool's table columns, in its order; the metrics it did not list follow, then ours.
+TABLE_METRICS = ("HR@1", "HR@3", "HR@5", "HR@10", "NDCG@1", "NDCG@3", "NDCG@5", "NDCG@10")
+TABLE_HEAD = (STEP_KEY, INDEX_KEY, EPOCH_KEY, "checkpoint_name") + TABLE_METRICS + ("metrics_path",)
 
 
 @dataclass(frozen=True)
 class Item:
-    """One checkpoint row to log: its metrics and what proves which file version it came from."""
+    """One checkpoint row to log: its metrics, what proves which file version it came from, and its
+    position among the model's checkpoints and epoch (fixed when planned: a logged row never changes)."""
 
     step: int
     revision: int
     digest: str
     file: Tuple[Any, ...]
     metrics: Dict[str, Any]
+    index: Optional[int] = None
+    epoch: Optional[float] = None
 
     def to_json(self) -> Dict[str, Any]:
         document = asdict(self)
@@ -49,8 +58,19 @@ class Item:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Item:
         return cls(
-            int(raw["step"]), int(raw["revision"]), str(raw["digest"]), tuple(raw["file"]), raw["metrics"]
+            int(raw["step"]),
+            int(raw["revision"]),
+            str(raw["digest"]),
+            tuple(raw["file"]),
+            raw["metrics"],
+            raw.get("index"),
+            raw.get("epoch"),
         )
+
+    @property
+    def source(self) -> str:
+        """Return the name of the metrics file the row was read from."""
+        return str(self.file[0]) if self.file else METRIC_FILES[0]
 
 
 @dataclass
@@ -118,9 +138,26 @@ def classify(reads: Mapping[int, Tuple[FileSig, MetricsResult]], state: ModelSta
     return result
 
 
-def history_row(item: Item) -> Dict[str, Any]:
-    """Given an item, return its W&B history row (never with a ``step=``; see Contract 3)."""
+def metrics_path(model_dir: str, step: int, source: str) -> str:
+    """Given a checkpoint, return its metrics file's path relative to the results root (the same on
+    every machine, unlike the original's absolute path)."""
+    return f"{model_dir}/{checkpoint_dir_name(step)}/{source}"
+
+
+def history_row(item: Item, model_dir: str) -> Dict[str, Any]:
+    """Given an item, return its W&B history row (never with a ``step=``; see Contract 3).
+
+    The original's keys: ``checkpoint_step``, ``checkpoint_index``, ``epoch_progress`` (when
+    known), ``eval/checkpoint_name``, ``eval/metrics_path``, ``eval/<metric>``; plus
+    ``eval/revision`` on a corrected checkpoint's new row.
+    """
     row: Dict[str, Any] = {STEP_KEY: item.step}
+    if item.index is not None:
+        row[INDEX_KEY] = item.index
+    if item.epoch is not None:
+        row[EPOCH_KEY] = item.epoch
+    row["eval/checkpoint_name"] = checkpoint_dir_name(item.step)
+    row["eval/metrics_path"] = metrics_path(model_dir, item.step, item.source)
     row.update({f"eval/{name}": value for name, value in sorted(item.metrics.items())})
     if item.revision:
         row[REVISION_KEY] = item.revision
@@ -148,7 +185,14 @@ def mark_processed(state: ModelState, items: List[Item]) -> None:
         state.files[item.step] = list(item.file)
         state.digests[item.step] = item.digest
         state.failed_steps.pop(item.step, None)
-        rows[item.step] = {STEP_KEY: item.step, "revision": item.revision, "metrics": dict(item.metrics)}
+        rows[item.step] = {
+            STEP_KEY: item.step,
+            "revision": item.revision,
+            "metrics": dict(item.metrics),
+            INDEX_KEY: item.index,
+            EPOCH_KEY: item.epoch,
+            "source": item.source,
+        }
     state.processed_steps = sorted(steps)
     state.table_rows = [rows[step] for step in sorted(rows)]
 
@@ -179,11 +223,22 @@ def note_seen(state: ModelState, scan: Mapping[int, Any]) -> bool:
     return True
 
 
-def table_data(rows: List[Dict[str, Any]]) -> Tuple[List[str], List[List[Any]]]:
-    """Given table rows, return (columns, data) for a ``wandb.Table``, one row per checkpoint."""
-    names = sorted({name for row in rows for name in row["metrics"]})
-    columns = [STEP_KEY, "revision"] + names
-    data = [[row[STEP_KEY], row.get("revision", 0)] + [row["metrics"].get(n) for n in names] for row in rows]
+def table_data(rows: List[Dict[str, Any]], model_dir: str) -> Tuple[List[str], List[List[Any]]]:
+    """Given table rows, return (columns, data) for a ``wandb.Table``, one row per checkpoint.
+
+    Columns: the original's (``checkpoint_step, checkpoint_index, epoch_progress,
+    checkpoint_name``, HR/NDCG@1..10, ``metrics_path``), then every other metric, then ``revision``.
+    A row recorded before indexes were kept gets its position among the rows.
+    """
+    others = sorted({name for row in rows for name in row["metrics"]} - set(TABLE_METRICS))
+    columns = list(TABLE_HEAD) + others + ["revision"]
+    data = []
+    for position, row in enumerate(sorted(rows, key=lambda r: r[STEP_KEY]), start=1):
+        step, metrics = row[STEP_KEY], row["metrics"]
+        source = row.get("source") or METRIC_FILES[0]
+        head = [step, row.get(INDEX_KEY) or position, row.get(EPOCH_KEY), checkpoint_dir_name(step)]
+        cells = head + [metrics.get(n) for n in TABLE_METRICS] + [metrics_path(model_dir, step, source)]
+        data.append(cells + [metrics.get(n) for n in others] + [row.get("revision", 0)])
     return columns, data
 
 

@@ -86,7 +86,7 @@ def _attempt_in_child(job: Job, options: UploadOptions) -> ModelOutcome:
     ctx = _context()
     receiver, sender = ctx.Pipe(duplex=False)
     args = (sender, os.getpid(), dict(os.environ), _log_config(), job, options)
-    process = ctx.Process(target=_child_main, args=args, name="upload-" + job.entry.model_dir[:40])
+    process = ctx.Process(target=_child_main, args=args, name="upload-" + job.target.run_id[:40])
     process.start()
     sender.close()
     try:
@@ -100,9 +100,9 @@ def _attempt_in_child(job: Job, options: UploadOptions) -> ModelOutcome:
             process.kill()
         process.join()
         receiver.close()
-    entry = job.entry
-    outcome = ModelOutcome(entry.model_dir, entry.wandb_run_id, error_kind="transient")
-    outcome.error = f"model {entry.model_dir}, run {entry.wandb_run_id}: {reason}"
+    target = job.target
+    outcome = ModelOutcome(target.model_dir, target.run_id, target.variant, error_kind="transient")
+    outcome.error = f"model {target.label}, run {target.run_id}: {reason}"
     log.error("%s", outcome.error)
     return outcome
 
@@ -123,8 +123,9 @@ def _child_main(
     try:
         outcome = run_session(job, options)
     except Exception as exc:  # noqa: BLE001 - a bug must reach the parent as an outcome, not a hang
-        log.exception("model %s: internal error in the upload session", job.entry.model_dir)
-        outcome = ModelOutcome(job.entry.model_dir, job.entry.wandb_run_id, error_kind="refused")
+        target = job.target
+        log.exception("model %s: internal error in the upload session", target.label)
+        outcome = ModelOutcome(target.model_dir, target.run_id, target.variant, error_kind="refused")
         outcome.error = f"internal error: {exc!r}"
     conn.send(outcome)
     conn.close()

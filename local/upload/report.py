@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from local.upload.state import mode_state_dir
+from local.upload.targets import DEFAULT_VARIANTS
 from remote.contract.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT
 from remote.contract.names import DEFAULT_STATE_DIR, MANIFEST_NAME
 
@@ -38,6 +39,10 @@ class UploadOptions:
     workers: int = 4
     orphan_wait_seconds: float = 60.0
     writer: WriterOptions = field(default_factory=WriterOptions)
+    variants: Tuple[str, ...] = DEFAULT_VARIANTS
+    # Upload-time overrides; ``overrides_required`` when the user named the file (else: if it exists).
+    overrides_path: str = ""
+    overrides_required: bool = False
 
     def manifest(self) -> str:
         return self.manifest_path or os.path.join(self.results_root, MANIFEST_NAME)
@@ -53,6 +58,7 @@ class ModelOutcome:
 
     model_dir: str
     run_id: str
+    variant: str = "ckpt_step"
     uploaded_steps: List[int] = field(default_factory=list)
     revised_steps: List[int] = field(default_factory=list)
     recovered_steps: List[int] = field(default_factory=list)

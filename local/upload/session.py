@@ -16,6 +16,7 @@ from typing import Dict, List
 from local.upload import plan
 from local.upload.report import ModelOutcome, UploadOptions
 from local.upload.state import ModelState, StateError, load_state, save_state
+from local.upload.targets import RunTarget
 from local.upload.writer import (
     DELETED_FIX,
     RunSession,
@@ -24,35 +25,34 @@ from local.upload.writer import (
     core_pids_of,
 )
 from remote.contract.files import now_iso
-from remote.contract.manifest import ModelEntry
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Job:
-    """One model's upload work: what the parent planned, for a session process to do."""
+    """One run's upload work: what the parent planned, for a session process to do."""
 
-    entry: ModelEntry
+    target: RunTarget
     state_path: str
     new_items: List[plan.Item]
 
 
 def run_session(job: Job, options: UploadOptions) -> ModelOutcome:
     """Given a job, log its rows once (recovering an interrupted upload first) and confirm them."""
-    entry = job.entry
-    outcome = ModelOutcome(entry.model_dir, entry.wandb_run_id)
+    target = job.target
+    outcome = ModelOutcome(target.model_dir, target.run_id, target.variant)
     try:
-        state = load_state(job.state_path, entry.model_dir, entry.wandb_run_id)
+        state = load_state(job.state_path, target.model_dir, target.run_id)
     except StateError as exc:
         outcome.error, outcome.error_kind = f"{exc}; move it away to start over", "refused"
         return outcome
-    _upload(entry, state, job.state_path, job.new_items, options, outcome)
+    _upload(target, state, job.state_path, job.new_items, options, outcome)
     return outcome
 
 
 def _upload(
-    entry: ModelEntry,
+    target: RunTarget,
     state: ModelState,
     path: str,
     new_items: List[plan.Item],
@@ -61,23 +61,23 @@ def _upload(
 ) -> None:
     """Given fresh items (and maybe an in-flight record), log them once and confirm them."""
     if state.in_flight:
-        _settle_orphans(entry, state.in_flight, options.orphan_wait_seconds)
+        _settle_orphans(target, state.in_flight, options.orphan_wait_seconds)
     try:
-        session = RunSession.open(entry, options.writer)
+        session = RunSession.open(target, options.writer)
     except (WandbTransientError, WandbPermanentError) as exc:
-        _fail(entry, outcome, exc)
+        _fail(target, outcome, exc)
         if isinstance(exc, WandbPermanentError) and exc.fix == DELETED_FIX:
             # A deleted run never comes back; later passes skip it instead of waiting on 409s.
             state.blocked = {"reason": str(exc), "fix": exc.fix, "time": now_iso()}
             save_state(path, state)
         return
     outcome.wandb_called = True
-    items = _begin(entry, state, path, session.start_step, new_items, outcome)
+    items = _begin(target, state, path, session.start_step, new_items, outcome)
     try:
-        _log_and_finish(session, state, items)
+        _log_and_finish(session, state, items, target.model_dir)
     except (WandbTransientError, WandbPermanentError) as exc:
         session.abort()
-        _fail(entry, outcome, exc)
+        _fail(target, outcome, exc)
         return
     # Only now, with finish() returned, do the rows count as delivered.
     plan.mark_processed(state, items)
@@ -85,23 +85,23 @@ def _upload(
     save_state(path, state)
     outcome.uploaded_steps = sorted(item.step for item in items if not item.revision)
     outcome.revised_steps = sorted(item.step for item in items if item.revision)
-    log.info("model %s: run %s confirmed %d rows", entry.model_dir, entry.wandb_run_id, len(items))
+    log.info("model %s: run %s confirmed %d rows", target.label, target.run_id, len(items))
 
 
-def _log_and_finish(session: RunSession, state: ModelState, items: List[plan.Item]) -> None:
+def _log_and_finish(session: RunSession, state: ModelState, items: List[plan.Item], model_dir: str) -> None:
     """Given the open run and the items in log order, log rows, table, summary, then finish."""
     after = ModelState(state.model_dir, state.wandb_run_id, table_rows=list(state.table_rows))
     plan.mark_processed(after, items)
     if items:
-        columns, data = plan.table_data(after.table_rows)
-        rows = [plan.history_row(item) for item in items]
+        columns, data = plan.table_data(after.table_rows, model_dir)
+        rows = [plan.history_row(item, model_dir) for item in items]
         session.log_rows(rows, {"key": plan.TABLE_KEY, "columns": columns, "data": data})
     session.set_summary(plan.summary(after.table_rows))
     session.finish()
 
 
 def _begin(
-    entry: ModelEntry,
+    target: RunTarget,
     state: ModelState,
     path: str,
     run_step: int,
@@ -109,7 +109,7 @@ def _begin(
     outcome: ModelOutcome,
 ) -> List[plan.Item]:
     """Given the opened run's step, settle any in-flight record and write the new one."""
-    leftover = _recover(entry, state, run_step, outcome) if state.in_flight else []
+    leftover = _recover(target, state, run_step, outcome) if state.in_flight else []
     # A retried attempt gets the same new items: drop those already logged (now processed).
     flying = {item.step for item in leftover}
     fresh = [i for i in new_items if i.step not in flying and state.digests.get(i.step) != i.digest]
@@ -126,7 +126,7 @@ def _begin(
     return items
 
 
-def _recover(entry: ModelEntry, state: ModelState, run_step: int, outcome: ModelOutcome) -> List[plan.Item]:
+def _recover(target: RunTarget, state: ModelState, run_step: int, outcome: ModelOutcome) -> List[plan.Item]:
     """Given an in-flight record and the resumed run's step, mark what landed; return the rest."""
     assert state.in_flight is not None
     landed, leftover, surplus = plan.recover(state.in_flight, run_step)
@@ -134,21 +134,21 @@ def _recover(entry: ModelEntry, state: ModelState, run_step: int, outcome: Model
     outcome.recovered_steps = sorted(item.step for item in landed)
     log.info(
         "model %s: interrupted upload found; %d rows had landed, %d to log again",
-        entry.model_dir,
+        target.label,
         len(landed),
         len(leftover),
     )
     if surplus:
         log.warning(
             "model %s: run %s holds %d rows this uploader did not log",
-            entry.model_dir,
-            entry.wandb_run_id,
+            target.label,
+            target.run_id,
             surplus,
         )
     return leftover
 
 
-def _settle_orphans(entry: ModelEntry, in_flight: Dict, wait_seconds: float) -> None:
+def _settle_orphans(target: RunTarget, in_flight: Dict, wait_seconds: float) -> None:
     """Given an in-flight record of a dead uploader, wait (bounded) for its wandb-core to exit."""
     pid = int(in_flight.get("pid", 0))
     if not pid or pid == os.getpid():
@@ -157,21 +157,21 @@ def _settle_orphans(entry: ModelEntry, in_flight: Dict, wait_seconds: float) -> 
     if core_pids_of(pid):
         log.info(
             "model %s: waiting for the killed uploader's wandb-core (parent pid %d) to exit",
-            entry.model_dir,
+            target.label,
             pid,
         )
     while core_pids_of(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
 
 
-def _fail(entry: ModelEntry, outcome: ModelOutcome, exc: Exception) -> None:
+def _fail(target: RunTarget, outcome: ModelOutcome, exc: Exception) -> None:
     if isinstance(exc, WandbPermanentError):
         outcome.error_kind = "permanent"
-        outcome.error = f"model {entry.model_dir}, run {entry.wandb_run_id}: {exc}; fix: {exc.fix}"
+        outcome.error = f"model {target.label}, run {target.run_id}: {exc}; fix: {exc.fix}"
     else:
         outcome.error_kind = "transient"
         outcome.error = (
-            f"model {entry.model_dir}, run {entry.wandb_run_id}: W&B unreachable or failing ({exc}); "
+            f"model {target.label}, run {target.run_id}: W&B unreachable or failing ({exc}); "
             "nothing new marked processed"
         )
     log.error("%s", outcome.error)

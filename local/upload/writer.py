@@ -34,7 +34,7 @@ from tenacity import (
 from wandb.sdk.mailbox.mailbox_handle import ServerResponseError
 
 from local.upload.report import WriterOptions
-from remote.contract.manifest import ModelEntry
+from local.upload.targets import RunTarget
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,10 @@ WANDB_RETRY = Retrying(
 )
 
 DELETED_FIX = (
-    "this run id cannot be reused: set a new wandb_run_id for this model in the overrides file, "
-    "re-run 'python -m remote prepare-manifest' (and pack/pull), then upload again"
+    "this run id cannot be reused: set a new wandb_run_id (and wandb_run_name) for this model in the "
+    "uploader's overrides file (--manifest-overrides, env WANDB_EVAL_MANIFEST_OVERRIDES; the epoch run "
+    "under variants.epoch) and upload again; to make it last, put the same in the training machine's "
+    "prepare-manifest --overrides file"
 )
 AUTH_FIX = "check WANDB_API_KEY and that it may write to this entity/project"
 
@@ -126,8 +128,8 @@ class RunSession:
         self.mode = mode
 
     @classmethod
-    def open(cls, entry: ModelEntry, options: WriterOptions) -> RunSession:
-        """Given a model entry, open (create or resume) its run once; raise a sorted error.
+    def open(cls, target: RunTarget, options: WriterOptions) -> RunSession:
+        """Given a run target, open (create or resume) its run once; raise a sorted error.
 
         Not retried here: after a timed-out init this process's wandb-core still holds the
         run id, so retries run in a fresh process (see :mod:`local.upload.process`).
@@ -137,16 +139,16 @@ class RunSession:
         mode: Any = options.mode
         try:
             run = wandb.init(
-                id=entry.wandb_run_id,
-                name=entry.wandb_run_name,
-                project=entry.wandb_project,
-                entity=entry.wandb_entity,
-                group=entry.wandb_group,
+                id=target.run_id,
+                name=target.run_name,
+                project=target.entry.wandb_project,
+                entity=target.entry.wandb_entity,
+                group=target.group,
                 job_type=options.job_type,
                 resume=resume,
                 mode=mode,
                 dir=options.wandb_dir,
-                config=entry.wandb_config(),
+                config=target.config(),
                 reinit="create_new",
                 settings=run_settings(options),
             )

@@ -15,6 +15,9 @@ import tempfile
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
+# A manifest or overrides file is a few KB to a few MB; a bigger one is not what it claims to be.
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
 
 class LockHeldError(RuntimeError):
     """Another process holds the lock this one needs."""
@@ -97,3 +100,22 @@ def sha256_file(path: str, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_json(path: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Given a JSON file a person or another program wrote, return its document.
+
+    Raises OSError when it cannot be read, and ValueError with a one-line reason for anything
+    that is not sound JSON: bad syntax, not UTF-8, too large, or nested so deeply that the
+    parser would exhaust the stack (a RecursionError otherwise escapes as a traceback).
+    """
+    with open(path, "rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ValueError(f"larger than {max_bytes} bytes")
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise ValueError("nested too deeply to be a manifest or overrides file") from None

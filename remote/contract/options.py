@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
+from remote.contract.tree import DEFAULT_MAX_BUNDLE_BYTES, DEFAULT_MAX_FILE_MB, DEFAULT_MAX_MEMBERS
+
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -66,11 +68,23 @@ _REMOTE = (
     _option("--default-entity", "MANIFEST_DEFAULT_ENTITY", "str", "", "W&B entity (empty: the key's)"),
     _option("--default-eval-split", "MANIFEST_DEFAULT_EVAL_SPLIT", "str", "test", "eval split per model"),
     _option("--run-id-prefix", "RUN_ID_PREFIX", "str", "eval", "prefix of generated run ids"),
+    _option(
+        "--default-num-train-epochs",
+        "MANIFEST_DEFAULT_NUM_TRAIN_EPOCHS",
+        "float",
+        None,
+        "num_train_epochs recorded per model (with max_steps or steps_per_epoch it fixes epoch_progress)",
+    ),
+    _option(
+        "--default-wandb-group", "MANIFEST_DEFAULT_WANDB_GROUP", "str", "", "W&B group recorded per model"
+    ),
     _option("--outbox", "OUTBOX", "str", "./outbox", "outbox directory the uploader pulls from"),
     _option("--no-manifest", "PACK_NO_MANIFEST", "bool", False, "do not refresh the manifest first"),
     _option("--full", "PACK_FULL", "bool", False, "pack every file, not only new or changed ones"),
     _option("--keep", "PACK_KEEP", "int", 20, "bundles kept in the outbox at most"),
-    _option("--max-file-mb", "MAX_FILE_MB", "float", 10.0, "files larger than this never travel"),
+    _option(
+        "--max-file-mb", "MAX_FILE_MB", "float", DEFAULT_MAX_FILE_MB, "files larger than this never travel"
+    ),
     _option(
         "--exclude",
         "EXCLUDE_BASENAMES_CSV",
@@ -153,8 +167,22 @@ _UPLOAD = (
         "WANDB_MODE",
         "str",
         "online",
-        "online, or offline (local run files)",
-        choices=("online", "offline"),
+        "online; offline (local run files only); disabled (validate and report, like --disable-wandb)",
+        choices=("online", "offline", "disabled"),
+    ),
+    _option(
+        "--variants",
+        "WANDB_UPLOAD_VARIANTS",
+        "str",
+        "ckpt_step,epoch",
+        "runs per model: ckpt_step (one row per checkpoint) and/or epoch (the <run id>-epoch run)",
+    ),
+    _option(
+        "--manifest-overrides",
+        "WANDB_EVAL_MANIFEST_OVERRIDES",
+        "str",
+        "config/wandb_eval_manifest_overrides.json",
+        "overrides applied to the manifest at upload time (the default is used only if it exists)",
     ),
     _option(
         "--wandb-resume",
@@ -227,8 +255,10 @@ _SERVICE = (
     ),
     _option("--json", "STATUS_JSON", "bool", False, "print JSON instead of a table"),
     _option("--keep-bundles", "UNPACK_KEEP_BUNDLES", "bool", False, "keep applied bundles in the inbox"),
-    _option("--max-members", "UNPACK_MAX_MEMBERS", "int", 500_000, "members per bundle"),
-    _option("--max-bytes", "UNPACK_MAX_BYTES", "int", 10 * 1024**3, "uncompressed bytes per bundle"),
+    _option("--max-members", "UNPACK_MAX_MEMBERS", "int", DEFAULT_MAX_MEMBERS, "members per bundle"),
+    _option(
+        "--max-bytes", "UNPACK_MAX_BYTES", "int", DEFAULT_MAX_BUNDLE_BYTES, "uncompressed bytes per bundle"
+    ),
     _option(
         "--workdir",
         "DEMO_WORKDIR",
@@ -298,7 +328,7 @@ def _type_for(option: Option) -> Any:
 def help_text(option: Option) -> str:
     """Given an option, return its help line: what it does, its variable, its default."""
     default = option.shown_default or ("off" if option.kind == "bool" else repr(option.default))
-    if option.default in ("", []) and not option.shown_default:
+    if option.default in ("", [], None) and not option.shown_default:
         default = "none"
     return f"{option.help} (env {option.env}; default {default})"
 

@@ -88,7 +88,17 @@ def test_prepare_overrides_accept_list_and_flat_shapes(tmp_path: Path, overrides
     assert _by_dir(_prepare(root, "--overrides", str(path)))["ModelA-sft-x"]["wandb_run_id"] == "eval-list"
 
 
-@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"models": 5}', '{"models": {"A": 3}}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        "[1, 2]",
+        '{"models": 5}',
+        '{"models": {"A": 3}}',
+        '{"models": ' + "[" * 200_000 + "]" * 200_000 + "}",
+    ],
+    ids=["half", "list", "number", "entry", "nested-deep"],
+)
 def test_prepare_malformed_overrides_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture, content: str
 ) -> None:
@@ -122,6 +132,20 @@ def test_prepare_override_of_wrong_type_is_ignored_with_a_warning(
     entry = _by_dir(_prepare(root, "--overrides", str(path)))["ModelA-sft-x"]
     assert entry["seed"] == 42 and entry["num_beams"] == 20
     assert "ModelA-sft-x.seed" in caplog.text
+
+
+def test_prepare_overrides_variants_and_training_length_reach_the_manifest(tmp_path: Path) -> None:
+    root = make_results_tree(tmp_path / "results", ["ModelA-sft-x"], [1])
+    path = tmp_path / "overrides.json"
+    fields = {"max_steps": 320, "wandb_run_id": "eval-a-epoch", "wandb_group": "epoch"}  # legacy epoch keys
+    path.write_text(json.dumps({"models": {"ModelA-sft-x": fields}}))
+    entry = _by_dir(_prepare(root, "--overrides", str(path), "--default-num-train-epochs", "10"))[
+        "ModelA-sft-x"
+    ]
+    assert entry["num_train_epochs"] == 10 and entry["max_steps"] == 320
+    # The original's rule: top-level keys that look like an epoch run move to variants.epoch.
+    assert entry["variants"] == {"epoch": {"wandb_run_id": "eval-a-epoch", "wandb_group": "epoch"}}
+    assert entry["wandb_run_id"].startswith("eval-") and entry["wandb_group"] is None
 
 
 def test_prepare_unchanged_tree_does_not_rewrite_the_manifest(tmp_path: Path) -> None:

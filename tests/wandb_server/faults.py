@@ -31,11 +31,14 @@ class Rule:
     # A substring the request body must contain, e.g. "wandb-history.jsonl" to hit only the
     # file_stream requests that carry history rows.
     body_match: str = ""
+    # An exact GraphQL operation name. Needed on the read side, where substrings are ambiguous:
+    # match="Run" would also hit RunHistoryKeys, RunSampledHistory and RunResumeStatus.
+    operation: str = ""
 
-    def matches(self, label: str, body: bytes) -> bool:
+    def matches(self, label: str, body: bytes, operation: str = "") -> bool:
         # "" matches anything; otherwise a substring of "<path> <graphql operation>", so both
         # match="UpsertBucket" and match="file_stream" work.
-        return self.match in label and self.body_match.encode() in body
+        return self.match in label and self.body_match.encode() in body and self.operation in ("", operation)
 
     def to_json(self) -> Dict[str, Any]:
         return {
@@ -45,6 +48,7 @@ class Rule:
             "retry_after": self.retry_after,
             "after_processing": self.after_processing,
             "body_match": self.body_match,
+            "operation": self.operation,
         }
 
 
@@ -65,23 +69,29 @@ class Faults:
         retry_after: Optional[float] = None,
         after_processing: bool = False,
         body_match: str = "",
+        operation: str = "",
     ) -> None:
         """Given an HTTP status, answer the next `count` requests matching `match` with it."""
         if not 100 <= int(status) <= 599 or count < 1:
             raise ValueError("inject needs a status in 100..599 and count >= 1")
         with self._lock:
             self._rules.append(
-                Rule(int(status), int(count), match, retry_after, after_processing, body_match)
+                Rule(int(status), int(count), match, retry_after, after_processing, body_match, operation)
             )
 
     def drop_connections(
-        self, count: int = 1, match: str = "", after_processing: bool = False, body_match: str = ""
+        self,
+        count: int = 1,
+        match: str = "",
+        after_processing: bool = False,
+        body_match: str = "",
+        operation: str = "",
     ) -> None:
         """Given a count, close the next `count` matching connections without any response."""
         if count < 1:
             raise ValueError("count must be >= 1")
         with self._lock:
-            self._rules.append(Rule(None, int(count), match, None, after_processing, body_match))
+            self._rules.append(Rule(None, int(count), match, None, after_processing, body_match, operation))
 
     def set_latency(self, seconds: float) -> None:
         if not 0 <= seconds <= MAX_LATENCY:
@@ -114,11 +124,14 @@ class Faults:
         with self._lock:
             return [rule.to_json() for rule in self._rules]
 
-    def take(self, label: str, body: bytes = b"") -> Optional[Rule]:
-        """Given a request label and body, consume and return the first matching rule (None: serve)."""
+    def take(self, label: str, body: bytes = b"", operation: str = "") -> Optional[Rule]:
+        """Given a request label, body and GraphQL operation, consume and return the first matching rule.
+
+        None means: serve the request normally.
+        """
         with self._lock:
             for rule in self._rules:
-                if rule.matches(label, body):
+                if rule.matches(label, body, operation):
                     rule.remaining -= 1
                     if rule.remaining <= 0:
                         self._rules.remove(rule)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict
 
+from .history_view import HistoryLag
 from .store import HISTORY_FILE, DeletedRunError, Store
 
 logger = logging.getLogger(__name__)
@@ -34,10 +35,11 @@ class GraphQLError(Exception):
 
 @dataclass
 class Context:
-    """What a handler needs besides its variables: the store and the URL clients reach us at."""
+    """What a handler needs besides its variables: the store, the URL clients reach us at, the read lag."""
 
     store: Store
     base_url: str
+    history_lag: HistoryLag = field(default_factory=HistoryLag)
 
 
 Handler = Callable[[Context, Dict[str, Any]], Dict[str, Any]]
@@ -204,4 +206,4 @@ def mark_run_files_uploaded(_: Context, __: Dict[str, Any]) -> Dict[str, Any]:
     return {"markRunFilesUploaded": {"success": True}}
 
 
-from . import graphql_artifacts  # noqa: E402,F401  (registers the artifact operations)
+from . import graphql_artifacts, graphql_read  # noqa: E402,F401  (register their operations)

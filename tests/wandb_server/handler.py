@@ -64,14 +64,14 @@ class Handler(BaseHTTPRequestHandler):
         gql_body = self._json(body) if path == "/graphql" else None
         op = graphql.operation_name(gql_body) if isinstance(gql_body, dict) else ""
         self.app.record(self.command, path, op)
-        if not self._survives_faults("{} {}".format(path, op).strip(), body):
+        if not self._survives_faults("{} {}".format(path, op).strip(), body, op):
             return
         if not path.startswith("/_storage/") and not self._authorized():
             self.send_json(401, {"errors": [{"message": "invalid API key (401 Unauthorized)"}]})
             return
         self._route(path, body, gql_body)
 
-    def _survives_faults(self, label: str, body: bytes) -> bool:
+    def _survives_faults(self, label: str, body: bytes, operation: str) -> bool:
         """Given the request, apply down/latency/fault rules; False when the request was answered."""
         if self.app.faults.down:
             self.reset()
@@ -79,7 +79,7 @@ class Handler(BaseHTTPRequestHandler):
         latency = self.app.faults.latency
         if latency:
             time.sleep(latency)
-        rule = self.app.faults.take(label, body)
+        rule = self.app.faults.take(label, body, operation)
         if rule is not None and not rule.after_processing:
             self._send_fault(rule)
             return False
@@ -123,7 +123,11 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(gql_body, dict):
             self.send_json(400, {"errors": [{"message": "request body is not a GraphQL JSON object"}]})
             return
-        ctx = graphql.Context(self.app.store, "http://{}".format(self.headers.get("Host") or self.app.netloc))
+        ctx = graphql.Context(
+            self.app.store,
+            "http://{}".format(self.headers.get("Host") or self.app.netloc),
+            self.app.history_lag,
+        )
         try:
             data = graphql.execute(ctx, gql_body)
         except graphql.GraphQLError as error:

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .faults import Faults
 from .handler import Handler
+from .history_view import HistoryLag
 from .store import DEFAULT_ENTITY, RunRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class WandbTestServer:
         self.api_key = api_key
         self.store = Store(default_entity=entity)
         self.faults = Faults()
+        self.history_lag = HistoryLag()
         self.wandb_root: Optional[str] = None  # set by the pytest fixture: where env() puts WANDB_* dirs
         self._requests: List[Tuple[str, str, str]] = []
         self._requests_lock = threading.Lock()
@@ -137,6 +139,7 @@ class WandbTestServer:
         retry_after: Optional[float] = None,
         after_processing: bool = False,
         body_match: str = "",
+        operation: str = "",
     ) -> None:
         """Given a status (500, 429, ...), answer the next `count` requests matching `match` with it.
 
@@ -145,17 +148,23 @@ class WandbTestServer:
         after_processing=True applies the request first and only then fails its response, so the
         client retries something the server already has (the duplicate-row scenario).
         `body_match` narrows it to requests whose body contains that text ("wandb-history.jsonl").
+        `operation` narrows it to one exact GraphQL operation ("Run" without RunHistoryKeys).
         """
-        self.faults.inject(status, count, match, retry_after, after_processing, body_match)
+        self.faults.inject(status, count, match, retry_after, after_processing, body_match, operation)
 
     def drop_connections(
-        self, count: int = 1, match: str = "", after_processing: bool = False, body_match: str = ""
+        self,
+        count: int = 1,
+        match: str = "",
+        after_processing: bool = False,
+        body_match: str = "",
+        operation: str = "",
     ) -> None:
         """Given a count, reset the next `count` matching connections without sending a response.
 
         after_processing=True: the request takes effect, then its connection is reset.
         """
-        self.faults.drop_connections(count, match, after_processing, body_match)
+        self.faults.drop_connections(count, match, after_processing, body_match, operation)
 
     def set_latency(self, seconds: float) -> None:
         """Given seconds (0..30), delay every W&B request by that much before answering it."""
@@ -178,8 +187,9 @@ class WandbTestServer:
                 self._listen()
 
     def clear_faults(self) -> None:
-        """Drop every pending fault and the latency; a server that is down comes back up."""
+        """Drop every pending fault, the latency and history lags; a server that is down comes back up."""
         self.faults.clear()
+        self.history_lag.clear()
         with self._life_lock:
             if self._running and self._httpd is None:
                 self._listen()
@@ -188,6 +198,19 @@ class WandbTestServer:
     def delete_run(self, entity: Optional[str], project: Optional[str], run_id: str) -> None:
         """Given a run, mark it deleted: from now on UpsertBucket for its id answers HTTP 409."""
         self.store.delete(self.store.resolve(entity, project, run_id))
+
+    def set_history_lag(
+        self, run_id: str, rows: int, project: Optional[str] = None, entity: Optional[str] = None
+    ) -> None:
+        """Given a run and a row count, make the history reads (public API) miss its last `rows` rows.
+
+        Simulates W&B serving a stale history page for recently streamed rows. It is a moving window:
+        rows streamed later are hidden in their turn. Only the read queries see it (history pages,
+        sampledHistory, parquetHistory's live data, historyKeys/lastHistoryStep); historyLineCount,
+        RunResumeStatus and `server.run()` keep the truth. rows=0 ends the lag; clear_faults() ends all.
+        project/entity None: any run with that id.
+        """
+        self.history_lag.set(run_id, rows, project, entity)
 
     def run(
         self, run_id: str, project: Optional[str] = None, entity: Optional[str] = None

@@ -4,9 +4,10 @@
   GET  /_test/runs      -> {"runs": [run JSON with history/summary/config/...]} (RunRecord.to_json)
   GET  /_test/requests  -> {"requests": [[method, path, graphql operation], ...]}
   POST /_test/faults    <- {"inject": {status, count, match, retry_after, after_processing,
-                                       body_match} or a list of them,
-                            "drop": {count, match, after_processing, body_match},
+                                       body_match, operation} or a list of them,
+                            "drop": {count, match, after_processing, body_match, operation},
                             "latency": seconds, "down": bool,
+                            "history_lag": {run_id, rows, project, entity} or a list of them,
                             "clear": bool, "reset_requests": bool}
   POST /_test/delete    <- {"run_id": ..., "project": ..., "entity": ...}
 These need no auth and are never faulted, so a test can always reach them; "down" here only makes
@@ -39,7 +40,13 @@ def handle(req: "Handler", path: str, body: bytes) -> None:
         elif req.command == "POST" and path == "/_test/faults":
             apply_faults(app, payload)
             req.send_json(
-                200, {"pending": app.faults.pending(), "latency": app.faults.latency, "down": app.faults.down}
+                200,
+                {
+                    "pending": app.faults.pending(),
+                    "latency": app.faults.latency,
+                    "down": app.faults.down,
+                    "history_lag": app.history_lag.to_json(),
+                },
             )
         elif req.command == "POST" and path == "/_test/delete":
             app.delete_run(payload.get("entity"), payload.get("project"), payload["run_id"])
@@ -54,6 +61,7 @@ def apply_faults(app: Any, payload: Dict[str, Any]) -> None:
     """Given a /_test/faults body, apply it in a fixed order: clear first, then the rest."""
     if payload.get("clear"):
         app.faults.clear()
+        app.history_lag.clear()
     if payload.get("reset_requests"):
         app.reset_requests()
     injects = payload.get("inject") or []
@@ -61,6 +69,9 @@ def apply_faults(app: Any, payload: Dict[str, Any]) -> None:
         app.inject(**spec)
     if payload.get("drop"):
         app.drop_connections(**payload["drop"])
+    lags = payload.get("history_lag") or []
+    for spec in lags if isinstance(lags, list) else [lags]:
+        app.set_history_lag(**spec)
     if "latency" in payload:
         app.set_latency(float(payload["latency"]))
     if "down" in payload:

@@ -250,7 +250,7 @@ def test_orchestrate_disk_error_in_one_step_is_reported_and_the_cycle_goes_on(
     (tmp_path / "inbox").mkdir()
     uploads: List[str] = []
 
-    def disk_full(results_root, inbox):
+    def disk_full(*args):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(local.service.cycle, "unpack_inbox", disk_full)
@@ -276,3 +276,15 @@ def test_orchestrate_unreadable_api_key_file_online_is_a_one_line_error(
     assert main(["once", *online]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Error: cannot read WANDB_API_KEY_FILE") and "Hint: mount the W&B key file" in err
+
+
+def test_orchestrate_once_applies_the_unpack_limits_of_the_environment(
+    tmp_path: Path, remote_side: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "inbox").mkdir()
+    for bundle in (tmp_path / "outbox").glob("bundle-*"):
+        (tmp_path / "inbox" / bundle.name).write_bytes(bundle.read_bytes())
+    monkeypatch.setenv("UNPACK_MAX_MEMBERS", "2")  # the bundle has 5: refused before anything is written
+    assert main(["once", *_local_args(tmp_path)]) == 2
+    assert "past the limit of 2 members" in capsys.readouterr().out
+    assert not (tmp_path / "results" / "ModelA-sft-x").exists()

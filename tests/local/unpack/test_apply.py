@@ -14,6 +14,7 @@ import pytest
 from local.cli.main import main
 from local.errors import UserError
 from local.unpack import apply as unpack
+from local.unpack import staging
 from local.unpack.apply import STAGING_DIR, unpack_bundles, unpack_inbox
 from local.unpack.ledger import load_ledger
 from remote.contract.names import MANIFEST_NAME
@@ -141,7 +142,7 @@ def test_unpack_crash_mid_staging_leaves_root_untouched(
     def crashing_extract(*args: object) -> None:
         raise KeyboardInterrupt("simulated crash")
 
-    monkeypatch.setattr(unpack, "_extract_file", crashing_extract)
+    monkeypatch.setattr(staging, "_extract_file", crashing_extract)
     with pytest.raises(KeyboardInterrupt):
         unpack_bundles(str(root), [str(bundle)])
     monkeypatch.undo()
@@ -170,3 +171,23 @@ def test_unpack_cli_applies_inbox(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert (inbox / bundle_name(1, "full")).exists()
     ledger = json.loads((root / ".unpack-ledger.json").read_text())
     assert ledger["applied_seq"] == 1
+
+
+def test_unpack_cli_disk_error_is_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    bundle = tmp_path / bundle_name(1, "full")
+    with tarfile.open(bundle, "w:gz") as tar:
+        data = b'{"HR@10": 0.1}'
+        member = tarfile.TarInfo("m/checkpoint-1/metrics.json")
+        member.size = len(data)
+        tar.addfile(member, io.BytesIO(data))
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(unpack.os, "replace", disk_full)
+    assert main(["unpack", "--results-root", str(tmp_path / "results"), str(bundle)]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if not line[:4].isdigit()]  # not log lines
+    assert err[0] == "Error: [Errno 28] No space left on device" and err[1].startswith("Hint:")
+    assert "Traceback" not in "\n".join(err)

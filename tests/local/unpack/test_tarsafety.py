@@ -57,6 +57,7 @@ MALICIOUS: List[tuple] = [
     ("chardev", lambda: [regular(GOOD), special("ModelA/null", tarfile.CHRTYPE)], "ModelA/null"),
     ("blockdev", lambda: [regular(GOOD), special("ModelA/sda", tarfile.BLKTYPE)], "ModelA/sda"),
     ("fifo", lambda: [regular(GOOD), special("ModelA/pipe", tarfile.FIFOTYPE)], "ModelA/pipe"),
+    ("sparse", lambda: [regular(GOOD), special("ModelA/holes", tarfile.GNUTYPE_SPARSE)], "ModelA/holes"),
     ("duplicate", lambda: [regular(GOOD), regular("./" + GOOD, b"{}")], "./" + GOOD),
     ("backslash", lambda: [regular(GOOD), regular("ModelA\\..\\evil.json")], "evil.json"),
     ("file_then_dir", lambda: [regular("ModelA/x"), regular("ModelA/x/metrics.json")], "ModelA/x"),
@@ -101,7 +102,7 @@ def test_unpack_refuses_size_bomb_by_its_headers(tmp_path: Path) -> None:
     assert path.stat().st_size < 1024 * 1024
     root = tmp_path / "results"
     with pytest.raises(UserError, match="ModelA/huge.bin.*over 1048576 bytes"):
-        unpack_bundles(str(root), [str(path)], Limits(max_bytes=1024 * 1024))
+        unpack_bundles(str(root), [str(path)], Limits(max_bytes=1024 * 1024, max_file_bytes=big.size))
     assert results_listing(root) == [".unpack.lock"]
 
 

@@ -6,7 +6,8 @@ import json
 import math
 from pathlib import Path
 
-from local.upload.metrics import checkpoint_step, read_metrics, scan_checkpoints
+from local.upload.metrics import read_metrics, scan_checkpoints
+from remote.contract.tree import checkpoint_step
 from tests.fixtures.trees import write_checkpoint
 
 

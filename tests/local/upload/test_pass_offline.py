@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-from typing import Any, Dict, List
-
 from local.upload.uploader import upload_pass
 from remote.contract.exit_codes import EXIT_OK
-from tests.fixtures.upload import generated_tree, options
-
-WANDB_CLI = str(Path(sys.executable).with_name("wandb"))
-
-
-def _records(run_file: Path) -> List[Dict[str, Any]]:
-    done = subprocess.run(
-        [WANDB_CLI, "leet", "inspect", "--json", str(run_file)], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+from tests.fixtures.upload import generated_tree, offline_records, options
 
 
 def test_upload_offline_mode_writes_rows_leet_can_read(tmp_path, monkeypatch):
@@ -33,7 +17,7 @@ def test_upload_offline_mode_writes_rows_leet_can_read(tmp_path, monkeypatch):
     assert upload_pass(opts).exit_code() == EXIT_OK
     run_files = sorted((tmp_path / "wandb-dir" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert [f.name for f in run_files] == ["run-eval-a.wandb", "run-eval-b.wandb"]
-    records = _records(run_files[0])
+    records = offline_records(run_files[0])
     history = [r["history"]["item"] for r in records if r.get("type") == "history"]
     assert [row["checkpoint_step"] for row in history] == [100, 200, 300]
     assert all("eval/HR@10" in row and "step" not in row for row in history)

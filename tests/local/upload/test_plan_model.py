@@ -45,11 +45,19 @@ def test_plan_classify_sorts_new_revised_touched_and_failed() -> None:
     assert result.touched == {10: sig} and result.failures == {40: "metrics.json is empty"}
 
 
-def test_plan_history_row_has_step_metric_and_revision_only_when_corrected() -> None:
-    first = plan.history_row(plan.Item(10, 0, "d", ("f", 1, 1), {"HR@10": 0.5}))
-    assert first == {"checkpoint_step": 10, "eval/HR@10": 0.5}
-    again = plan.history_row(plan.Item(10, 2, "d", ("f", 1, 1), {"HR@10": 0.6}))
+def test_plan_history_row_has_the_original_keys_and_revision_only_when_corrected() -> None:
+    first = plan.history_row(plan.Item(10, 0, "d", ("metrics.json", 1, 1), {"HR@10": 0.5}, 1, 0.25), "m")
+    assert first == {
+        "checkpoint_step": 10,
+        "checkpoint_index": 1,
+        "epoch_progress": 0.25,
+        "eval/checkpoint_name": "checkpoint-10",
+        "eval/metrics_path": "m/checkpoint-10/metrics.json",
+        "eval/HR@10": 0.5,
+    }
+    again = plan.history_row(plan.Item(10, 2, "d", ("metrics.tsv", 1, 1), {"HR@10": 0.6}, 1), "m")
     assert again["eval/revision"] == 2 and again["checkpoint_step"] == 10
+    assert "epoch_progress" not in again and again["eval/metrics_path"] == "m/checkpoint-10/metrics.tsv"
 
 
 def test_plan_recover_splits_at_rows_the_server_holds() -> None:
@@ -80,10 +88,26 @@ def test_plan_summary_gives_best_and_last_with_steps() -> None:
 
 def test_plan_table_has_one_row_per_checkpoint_in_step_order() -> None:
     state = ModelState("m", "r")
-    plan.mark_processed(state, [plan.Item(s, 0, "d", ("f", 1, 1), {"HR@10": s / 100}) for s in (30, 10, 20)])
-    columns, data = plan.table_data(state.table_rows)
-    assert columns == ["checkpoint_step", "revision", "HR@10"]
+    metrics = {"HR@10": 0.1, "HR@50": 0.3}
+    plan.mark_processed(state, [plan.Item(s, 0, "d", ("metrics.json", 1, 1), metrics) for s in (30, 10, 20)])
+    columns, data = plan.table_data(state.table_rows, "m")
+    # The original tool's columns in its order, then the metrics it did not list, then ours.
+    assert columns == [
+        "checkpoint_step",
+        "checkpoint_index",
+        "epoch_progress",
+        "checkpoint_name",
+        *("HR@1", "HR@3", "HR@5", "HR@10", "NDCG@1", "NDCG@3", "NDCG@5", "NDCG@10"),
+        "metrics_path",
+        "HR@50",
+        "revision",
+    ]
     assert [row[0] for row in data] == [10, 20, 30]
+    assert data[0][:4] == [10, 1, None, "checkpoint-10"] and data[0][-3:] == [
+        "m/checkpoint-10/metrics.json",
+        0.3,
+        0,
+    ]
 
 
 def test_plan_failures_keep_first_time_of_same_reason() -> None:

@@ -9,6 +9,7 @@ import sys
 import time
 
 from local.upload.state import load_state, state_path
+from local.upload.targets import target_for
 from local.upload.uploader import upload_pass
 from remote.contract.exit_codes import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT
 from remote.contract.files import exclusive_lock
@@ -35,7 +36,7 @@ def test_upload_first_pass_sends_sample_tree(wandb_server, sample_results, tmp_p
         record = wandb_server.run(entry.wandb_run_id)
         assert_exactly_once(wandb_server, entry.wandb_run_id, runs[entry.wandb_run_id])
         assert record.name == entry.wandb_run_name and record.job_type == "eval"
-        assert record.config == entry.wandb_config()
+        assert record.config == target_for(entry, "ckpt_step").config()
         assert all("eval/HR@10" in row and "eval/NDCG@10" in row for row in record.history)
         assert len(record.tables) == 1
         best = max(record.history, key=lambda row: row["eval/HR@10"])
@@ -251,8 +252,12 @@ def test_upload_cli_once_reports_and_exits_zero(wandb_server, tmp_path):
     assert done.returncode == EXIT_OK, done.stderr
     assert "a (eval-a): uploaded 2 checkpoint(s) [100, 200]" in done.stdout
     assert_exactly_once(wandb_server, "eval-a", [100, 200])
+    # The command uploads to the model's run and to its epoch run (the original's default variants).
+    assert "a (eval-a-epoch): uploaded 2 checkpoint(s) [100, 200]" in done.stdout
+    assert_exactly_once(wandb_server, "eval-a-epoch", [100, 200])
     state_files = list((tmp_path / "state").glob("a-*.json"))
-    assert len(state_files) == 1 and json.loads(state_files[0].read_text())["processed_steps"] == [100, 200]
+    assert len(state_files) == 2
+    assert all(json.loads(path.read_text())["processed_steps"] == [100, 200] for path in state_files)
 
 
 def test_upload_poll_loop_picks_up_new_checkpoints(wandb_server, tmp_path):

@@ -150,7 +150,7 @@ def test_upload_recovery_relogs_only_rows_the_server_lacks(wandb_server, tmp_pat
         resume="allow",
         settings=wandb.Settings(init_timeout=30, finish_timeout=60),
     )
-    run.log(plan.history_row(items[0]))  # what a killed uploader got onto the server
+    run.log(plan.history_row(items[0], "a"))  # what a killed uploader got onto the server
     run.finish()
     path = state_path(str(state_dir), "a", "eval-a")
     save_state(

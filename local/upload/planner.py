@@ -1,0 +1,145 @@
+"""Plan one model's uploads in the uploader process: the file I/O around the pure rules of plan.py.
+
+Per model: list checkpoint folders (one ``scandir``), stat their metrics files, and read only the
+files new or changed for any of the model's runs (the per-checkpoint run and the epoch run share
+one read). Per run: sort the reads into rows to log and failures, record them in that run's state,
+and return the job for a session process. No W&B call here; a run with nothing to log gets no job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+from local.upload import plan
+from local.upload.epoch import read_trainer_epoch, stable_epoch
+from local.upload.metrics import FileSig, MetricsResult, read_metrics, scan_checkpoints
+from local.upload.report import ModelOutcome, UploadOptions
+from local.upload.session import Job
+from local.upload.state import ModelState, StateError, load_state, save_state, state_path
+from local.upload.targets import RunTarget
+from remote.contract.files import now_iso
+from remote.contract.manifest import ModelEntry
+from remote.contract.tree import checkpoint_dir_name
+
+log = logging.getLogger(__name__)
+
+Reads = Dict[int, Tuple[FileSig, MetricsResult]]
+Planned = Tuple[ModelOutcome, Optional[Job]]
+
+
+def plan_model(entry: ModelEntry, targets: Sequence[RunTarget], options: UploadOptions) -> List[Planned]:
+    """Given a model and its runs, read what is new once and return each run's outcome and job."""
+    model_path = os.path.join(options.results_root, entry.model_dir)
+    scan = scan_checkpoints(model_path)
+    states: List[Tuple[RunTarget, str, Optional[ModelState], Optional[str]]] = []
+    wanted: Set[int] = set()
+    for target in targets:
+        path = state_path(options.model_state_dir(), target.model_dir, target.run_id)
+        try:
+            loaded = load_state(path, target.model_dir, target.run_id)
+        except StateError as exc:
+            states.append((target, path, None, str(exc)))
+            continue
+        states.append((target, path, loaded, None))
+        wanted.update(plan.steps_to_read(scan, loaded))
+    reads = _read_wanted(model_path, scan, sorted(wanted))
+    planned: List[Planned] = []
+    for number, (target, path, state, problem) in enumerate(states):
+        if state is None:
+            planned.append((_refused(target, f"{problem}; move it away to start over"), None))
+            continue
+        planned.append(_plan_run(target, path, state, scan, reads, options, log_reads=number == 0))
+    return planned
+
+
+def _plan_run(
+    target: RunTarget,
+    path: str,
+    state: ModelState,
+    scan: Dict[int, Optional[FileSig]],
+    reads: Reads,
+    options: UploadOptions,
+    log_reads: bool,
+) -> Planned:
+    """Given one run's state and the model's reads, record failures and return its job."""
+    outcome = ModelOutcome(target.model_dir, target.run_id, target.variant)
+    if state.blocked and not options.disable_wandb:
+        blocked = state.blocked
+        outcome.error_kind = "permanent"
+        outcome.error = (
+            f"model {target.label}, run {target.run_id}: {blocked.get('reason')} "
+            f"(since {blocked.get('time')}); fix: {blocked.get('fix')}"
+        )
+        log.error("%s", outcome.error)
+        return outcome, None
+    work = plan.classify(reads, state)
+    if log_reads:
+        _log_reads(target.model_dir, work)
+    outcome.failed_steps = dict(work.failures)
+    items = describe(work.items, scan, target.entry, options.results_root)
+    if options.disable_wandb:
+        outcome.would_upload = sorted(plan.in_flight_steps(state) | {item.step for item in items})
+        return outcome, None
+    dirty = plan.record_failures(state, work.failures, now_iso()) | plan.note_seen(state, scan)
+    for step, sig in work.touched.items():
+        if state.files.get(step) != list(sig):
+            state.files[step], dirty = list(sig), True
+    if dirty:
+        save_state(path, state)
+    if items or state.in_flight:
+        return outcome, Job(target, path, items)
+    return outcome, None
+
+
+def describe(
+    items: List[plan.Item], scan: Dict[int, Optional[FileSig]], entry: ModelEntry, results_root: str
+) -> List[plan.Item]:
+    """Given new items, fix each one's position among the model's checkpoints and its stable epoch."""
+    positions = {step: number for number, step in enumerate(sorted(scan), start=1)}
+    described = []
+    for item in items:
+        folder = os.path.join(results_root, entry.model_dir, checkpoint_dir_name(item.step))
+        epoch = stable_epoch(item.step, item.metrics, read_trainer_epoch(folder), entry)
+        described.append(dataclasses.replace(item, index=positions.get(item.step), epoch=epoch))
+    return described
+
+
+def _refused(target: RunTarget, message: str) -> ModelOutcome:
+    outcome = ModelOutcome(
+        target.model_dir, target.run_id, target.variant, error=message, error_kind="refused"
+    )
+    log.error("model %s: %s", target.label, message)
+    return outcome
+
+
+def _read_wanted(model_path: str, scan: Dict[int, Optional[FileSig]], steps: List[int]) -> Reads:
+    """Given the steps some run wants, read their metrics files (only those)."""
+    reads: Reads = {}
+    for step in steps:
+        sig = scan[step]
+        if sig is not None:
+            reads[step] = (sig, read_metrics(os.path.join(model_path, checkpoint_dir_name(step))))
+    return reads
+
+
+def _log_reads(model_dir: str, work: plan.Classified) -> None:
+    for step, reason in sorted(work.failures.items()):
+        log.warning("model %s checkpoint %d: skipped, will retry: %s", model_dir, step, reason)
+    for step, reason in sorted(work.broken_rewrites.items()):
+        log.warning(
+            "model %s checkpoint %d: rewritten file unusable, keeping uploaded values: %s",
+            model_dir,
+            step,
+            reason,
+        )
+    for item in work.items:
+        if item.revision:
+            log.warning(
+                "model %s checkpoint %d: metrics changed after upload; logging revision %d",
+                model_dir,
+                item.step,
+                item.revision,
+            )
