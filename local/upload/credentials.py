@@ -8,7 +8,8 @@ set, else ``~/.netrc``) plus this project's ``WANDB_API_KEY_FILE``, whose key it
 ``WANDB_API_KEY`` for the SDK. It only finds out whether a key exists: whether W&B accepts it
 is the server's answer, given per model. Offline and disabled passes need no key.
 
-Standard library only: it runs in the uploader process, which never imports wandb.
+Standard library only, and no SDK call: asking the SDK would start its machinery (and print
+its own messages) just to learn that there is nothing to send.
 """
 
 from __future__ import annotations
