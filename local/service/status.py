@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from local.upload.epoch import UNKNOWN_REASON, manifest_epoch
 from local.upload.metrics import scan_checkpoints
 from local.upload.plan import summary
 from local.upload.state import StateError, load_state, mode_state_dir, state_path
@@ -52,6 +53,7 @@ class ModelStatus:
     newest_step: Optional[int] = None
     newest_arrived: Optional[str] = None
     has_state: bool = False
+    epoch_note: Optional[str] = None
 
 
 @dataclass
@@ -98,14 +100,22 @@ def model_status(state_dir: str, entry: ModelEntry, results_root: str) -> ModelS
     try:
         state = load_state(path, entry.model_dir, entry.wandb_run_id)
     except StateError as exc:
-        status.error = str(exc)
+        status.error = f"{exc}; the next upload pass sets it aside and reads what the W&B run holds"
         return status
     status.uploaded = len(state.processed_steps)
     status.last_step = max(state.processed_steps) if state.processed_steps else None
     status.best_value, status.best_step = _best(state.table_rows)
     status.failed = {str(step): str(info.get("reason", info)) for step, info in state.failed_steps.items()}
     status.last_update = state.last_update_time
+    status.epoch_note = _epoch_note(entry, state.table_rows)
     return status
+
+
+def _epoch_note(entry: ModelEntry, rows: List[Dict[str, Any]]) -> Optional[str]:
+    """Given a model and its uploaded rows, say why they carry no epoch_progress, if they carry none."""
+    if not rows or any(row.get("epoch_progress") is not None for row in rows):
+        return None
+    return None if manifest_epoch(int(rows[-1]["checkpoint_step"]), entry) is not None else UNKNOWN_REASON
 
 
 def load_entries(manifest_path: str) -> Optional[List[ModelEntry]]:
@@ -183,6 +193,8 @@ def render(statuses: List[ModelStatus]) -> str:
             lines.append(f"    failed checkpoint-{step}: {reason}")
         if s.error:
             lines.append(f"    error: {s.error}")
+        if s.epoch_note:
+            lines.append(f"    {s.epoch_note}")
     return "\n".join(lines)
 
 

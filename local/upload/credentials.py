@@ -51,6 +51,15 @@ def key_from_file(environ: Mapping[str, str]) -> Optional[str]:
         return None
 
 
+def key_available() -> bool:
+    """Tell whether a key can be found where the SDK looks (loading WANDB_API_KEY_FILE into it)."""
+    try:
+        require_api_key("online")
+    except PermanentError:
+        return False
+    return True
+
+
 def require_api_key(mode: str) -> None:
     """Given the W&B mode, return if a key can be found (loading WANDB_API_KEY_FILE); else raise.
 

@@ -208,3 +208,19 @@ def test_status_last_pull_reads_what_pull_writes(
         "seq": 2,
         "verified_at": written["verified_at"],
     }
+
+
+def test_status_says_in_one_line_why_a_model_has_no_epoch(
+    uploaded: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # ModelA's rows carry no epoch_progress and its manifest entry declares no training length.
+    main(["status", "--results-root", str(uploaded / "results"), "--state-dir", str(uploaded / "state")])
+    out = capsys.readouterr().out.splitlines()
+    notes = [line for line in out if line.strip().startswith("epoch unknown")]
+    assert len(notes) == 1 and "set them in the overrides file" in notes[0]
+    manifest = uploaded / "results" / MANIFEST_NAME
+    document = json.loads(manifest.read_text())
+    document["models"][0].update(num_train_epochs=3, max_steps=600)  # a stable source from now on
+    manifest.write_text(json.dumps(document))
+    main(["status", "--results-root", str(uploaded / "results"), "--state-dir", str(uploaded / "state")])
+    assert "epoch unknown" not in capsys.readouterr().out
