@@ -227,10 +227,13 @@ def test_upload_second_uploader_exits_at_once_with_code_5(tmp_path):
     results = generated_tree(tmp_path / "results", ["a"], [100])
     state_dir = tmp_path / "state"
     command = [sys.executable, "-m", "local", "upload", "--once", "--results-root", str(results)]
+    # A key exists (credentials are checked first, and this test is not about them); no call is made.
+    env = {**os.environ, "WANDB_API_KEY": "k" * 40}
     with exclusive_lock(str(state_dir / ".upload.lock"), "uploader"):
         done = subprocess.run(
             command + ["--state-dir", str(state_dir)],
             cwd=REPO_ROOT,
+            env=env,
             capture_output=True,
             text=True,
             timeout=60,

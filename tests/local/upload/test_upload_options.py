@@ -38,7 +38,9 @@ def test_upload_time_overrides_send_one_model_to_a_new_run_only(wandb_server, tm
     assert_exactly_once(wandb_server, "eval-b", [100, 200])
 
 
-def test_upload_time_overrides_named_but_missing_stop_the_pass(tmp_path, capsys) -> None:
+def test_upload_time_overrides_named_but_missing_stop_the_pass(tmp_path, capsys, monkeypatch) -> None:
+    # A key exists (this test is not about credentials, which are checked first), but no call is made.
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
     results = generated_tree(tmp_path / "results", ["a"], [100])
     code = main(
         [
