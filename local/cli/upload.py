@@ -76,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def options_from_args(args: argparse.Namespace) -> UploadOptions:
     """Given parsed upload flags, return the options of one pass."""
     if args.workers < 1:
-        raise UserError("--workers must be at least 1", "e.g. --workers 4")
+        raise UserError("--workers must be at least 1", "e.g. --workers 2 (one per core)")
     try:
         variants = parse_variants(args.variants)
     except ValueError as exc:

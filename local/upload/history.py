@@ -30,9 +30,10 @@ from tenacity import (
     wait_none,
 )
 
+from local.upload.failures import WandbPermanentError, WandbTransientError
 from local.upload.report import WriterOptions
 from local.upload.targets import RunTarget
-from local.upload.writer import WandbPermanentError, WandbTransientError, classify_error
+from local.upload.writer import classify_error
 
 log = logging.getLogger(__name__)
 

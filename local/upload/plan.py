@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from local.upload.metrics import FileSig, MetricsResult
 from local.upload.state import ModelState
+from local.upload.targets import RunTarget
 from remote.contract.tree import METRIC_FILES, checkpoint_dir_name
 
 HEADLINE_METRICS = ("HR@10", "NDCG@10")
@@ -71,6 +72,15 @@ class Item:
     def source(self) -> str:
         """Return the name of the metrics file the row was read from."""
         return str(self.file[0]) if self.file else METRIC_FILES[0]
+
+
+@dataclass
+class Job:
+    """One run's upload work: what the uploader planned, for an upload worker to do."""
+
+    target: RunTarget
+    state_path: str
+    new_items: List[Item]
 
 
 @dataclass

@@ -3,7 +3,9 @@
 Per model: list checkpoint folders (one ``scandir``), stat their metrics files, and read only the
 files new or changed for any of the model's runs (the per-checkpoint run and the epoch run share
 one read). Per run: sort the reads into rows to log and failures, record them in that run's state,
-and return the job for a session process. No W&B call here; a run with nothing to log gets no job.
+and return the job for an upload worker. No W&B call here; a run with nothing to log gets no job.
+A run that was clean at the last pass and whose scan and state file did not change since is
+skipped without loading its state (:mod:`local.upload.clean_runs`).
 """
 
 from __future__ import annotations
@@ -15,15 +17,15 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from local.upload import plan, reconcile
 from local.upload.cache import OFFLINE_NOTE, open_state, planning_view
+from local.upload.clean_runs import CleanRuns, scan_key
 from local.upload.credentials import key_available
 from local.upload.epoch import read_trainer_epoch, stable_epoch
-from local.upload.history import read_history
+from local.upload.failures import WandbPermanentError, WandbTransientError
 from local.upload.metrics import FileSig, MetricsResult, read_metrics, scan_checkpoints
+from local.upload.plan import Job
 from local.upload.report import ModelOutcome, UploadOptions
-from local.upload.session import Job
 from local.upload.state import ModelState, save_state, state_path
 from local.upload.targets import RunTarget
-from local.upload.writer import WandbPermanentError, WandbTransientError
 from remote.contract.files import now_iso
 from remote.contract.manifest import ModelEntry
 from remote.contract.tree import checkpoint_dir_name
@@ -34,23 +36,50 @@ Reads = Dict[int, Tuple[FileSig, MetricsResult]]
 Planned = Tuple[ModelOutcome, Optional[Job]]
 
 
-def plan_model(entry: ModelEntry, targets: Sequence[RunTarget], options: UploadOptions) -> List[Planned]:
-    """Given a model and its runs, read what is new once and return each run's outcome and job."""
+def plan_model(
+    entry: ModelEntry, targets: Sequence[RunTarget], options: UploadOptions, clean: Optional[CleanRuns] = None
+) -> List[Planned]:
+    """Given a model and its runs, read what is new once and return each run's outcome and job.
+
+    ``clean`` (the pass's :class:`CleanRuns`) lets a run unchanged since it was last clean be skipped
+    unread; it is updated with what this planning found.
+    """
     model_path = os.path.join(options.results_root, entry.model_dir)
     scan = scan_checkpoints(model_path)
+    key = scan_key(scan)
     state_dir = options.model_state_dir()
-    states: List[Tuple[RunTarget, str, ModelState]] = []
+    planned: Dict[int, Planned] = {}
+    states: List[Tuple[int, RunTarget, str, ModelState]] = []
     wanted: Set[int] = set()
-    for target in targets:
+    for number, target in enumerate(targets):
         path = state_path(state_dir, target.model_dir, target.run_id)
+        if clean is not None and clean.still_clean(path, key):
+            planned[number] = (ModelOutcome(target.model_dir, target.run_id, target.variant), None)
+            continue
         state = open_state(path, state_dir, target.model_dir, target.run_id, options.disable_wandb)
-        states.append((target, path, state))
+        states.append((number, target, path, state))
         wanted.update(plan.steps_to_read(scan, planning_view(state, options.writer.mode)))
-    reads = _read_wanted(model_path, scan, sorted(wanted))
-    return [
-        _plan_run(target, path, state, scan, reads, options, log_reads=number == 0)
-        for number, (target, path, state) in enumerate(states)
-    ]
+    reads = _read_wanted(model_path, scan, sorted(wanted)) if states else {}
+    for number, target, path, state in states:
+        planned[number] = _plan_run(
+            target, path, state, scan, reads, options, log_reads=number == states[0][0]
+        )
+        if clean is not None:
+            _remember(clean, path, key, state, planned[number], options)
+    return [planned[number] for number in range(len(targets))]
+
+
+def _remember(
+    clean: CleanRuns, path: str, key: int, state: ModelState, planned: Planned, options: UploadOptions
+) -> None:
+    """Given a run just planned, record it as clean when a later unchanged pass would plan nothing."""
+    outcome, job = planned
+    quiet = not (outcome.error or outcome.failed_steps or outcome.note or outcome.would_upload)
+    if job is None and quiet and state.trusted and not (state.in_flight or state.blocked):
+        if not options.disable_wandb:  # a dry run writes nothing, not even derived data
+            clean.record(path, key)
+    else:
+        clean.forget(path)
 
 
 def _plan_run(
@@ -126,6 +155,9 @@ def dry_run(
             "not checked against W&B (no network or no API key): checkpoints it may already hold count as new"
         )
     elif not state.trusted:
+        # The SDK is loaded only here, when a run must be read: an ordinary pass never needs it.
+        from local.upload.history import read_history
+
         try:
             held = reconcile.held_checkpoints(read_history(target, options.writer))
         except (WandbTransientError, WandbPermanentError) as exc:

@@ -36,7 +36,11 @@ class UploadOptions:
     state_dir: str = DEFAULT_STATE_DIR
     model_filters: Sequence[str] = ()
     disable_wandb: bool = False
-    workers: int = 4
+    # Upload worker processes (--workers); each runs up to worker_slots sessions at once and
+    # retires after worker_sessions sessions (local.upload.pool gives the measurements).
+    workers: int = 2
+    worker_slots: int = 16
+    worker_sessions: int = 100
     orphan_wait_seconds: float = 60.0
     writer: WriterOptions = field(default_factory=WriterOptions)
     variants: Tuple[str, ...] = DEFAULT_VARIANTS
@@ -69,6 +73,7 @@ class ModelOutcome:
     would_upload: List[int] = field(default_factory=list)
     failed_steps: Dict[int, str] = field(default_factory=dict)
     wandb_called: bool = False
+    worker_pids: List[int] = field(default_factory=list)  # the upload worker of each attempt, in order
     error: Optional[str] = None
     error_kind: Optional[str] = None  # "transient", "permanent" or "refused"
 

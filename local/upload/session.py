@@ -1,6 +1,7 @@
 """One model's upload session: recover an interrupted upload, log rows once, confirm them.
 
-Runs inside a session process started by :mod:`local.upload.process`. The exactly-once
+Runs inside an upload worker (:mod:`local.upload.worker`), one of many sessions of that
+worker's long-lived ``wandb-core``. The exactly-once
 protocol (in-flight record, ``starting_step`` arithmetic, confirmation after ``finish()``) is
 described in :mod:`local.upload.uploader`.
 """
@@ -10,33 +11,19 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 from local.upload import plan, reconcile
+from local.upload.failures import DELETED_FIX, WandbPermanentError, WandbTransientError
 from local.upload.history import read_history
+from local.upload.plan import Job
 from local.upload.report import ModelOutcome, UploadOptions
 from local.upload.state import ORIGIN_OURS, ModelState, StateError, load_state, save_state
 from local.upload.targets import RunTarget
-from local.upload.writer import (
-    DELETED_FIX,
-    RunSession,
-    WandbPermanentError,
-    WandbTransientError,
-    core_pids_of,
-)
+from local.upload.writer import RunSession, core_pids_of
 from remote.contract.files import now_iso
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Job:
-    """One run's upload work: what the parent planned, for a session process to do."""
-
-    target: RunTarget
-    state_path: str
-    new_items: List[plan.Item]
 
 
 def run_session(job: Job, options: UploadOptions) -> ModelOutcome:

@@ -3,9 +3,11 @@
 Each model is uploaded to its run and its epoch run (:mod:`local.upload.targets`). Planning runs
 here, in the uploader process (:mod:`local.upload.planner`): per model, list checkpoint folders
 (one ``scandir``), stat their metrics files, read only new or changed ones, record failures. A run
-with nothing to log gets no W&B call at all. Runs with work are uploaded by bounded worker
-threads, each driving a fresh session process (:mod:`local.upload.process` says why): open
-the run (resume), log one row per checkpoint, the table on the last row, the summary, finish.
+with nothing to log gets no W&B call at all, and a pass with no such run never even loads the SDK
+(nor the pool): this process imports ``wandb`` at most for a dry run's or a reconciliation's
+reads. Runs with work go to a pool of long-lived upload workers (:mod:`local.upload.pool`,
+:mod:`local.upload.worker` says why and when a worker retires), each session of which opens the
+run (resume), logs one row per checkpoint, the table on the last row, the summary, finishes.
 Two manifest entries naming one W&B run are refused (never two writers on one run).
 
 Exactly once across SIGKILL, as implemented (session code in :mod:`local.upload.session`):
@@ -14,8 +16,9 @@ Exactly once across SIGKILL, as implemented (session code in :mod:`local.upload.
    from the server: last ``_step`` + 1, i.e. the history rows W&B holds).
 2. After ``run.finish()`` returned (``finish_timeout_raises``: it raises if rows are unsent),
    the items become processed and the record is cleared, in one atomic state write.
-3. A later attempt or pass that finds a record first waits (bounded) for the dead session's
-   ``wandb-core`` to exit, resumes the run and reads ``starting_step`` again: that minus
+3. A later attempt or pass that finds a record first waits (bounded) for the ``wandb-core`` of
+   the worker that wrote it (its pid is in the record; that worker was retired or killed) to
+   exit, resumes the run and reads ``starting_step`` again: that minus
    ``start_step`` rows landed. History is an ordered prefix (one row per ``run.log``,
    file_stream writes at line offsets), so exactly the first that-many items landed; they are
    marked processed without re-logging, and the rest are logged first, in the same order,
@@ -32,16 +35,18 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import ContextManager, List, Optional, Tuple
+from typing import Callable, ContextManager, List, Optional, Sequence, Tuple
 
 from local.progress import Progress
+from local.upload.clean_runs import CleanRuns
 from local.upload.credentials import require_api_key
+from local.upload.plan import Job
 from local.upload.planner import plan_model
-from local.upload.process import run_isolated
 from local.upload.report import ModelOutcome, PassReport, UploadOptions
 from local.upload.selection import Selection, select
-from local.upload.session import Job
+from local.upload.targets import RunTarget
 from remote.contract.files import exclusive_lock
+from remote.contract.manifest import ModelEntry
 from remote.contract.names import UPLOAD_LOCK_NAME
 
 log = logging.getLogger(__name__)
@@ -52,15 +57,23 @@ def uploader_lock(options: UploadOptions) -> ContextManager[None]:
     return exclusive_lock(os.path.join(options.state_dir, UPLOAD_LOCK_NAME), "uploader")
 
 
-def upload_pass(options: UploadOptions, take_lock: bool = True) -> PassReport:
+# Given a selected model and its runs, whether this pass plans it (the service's event path).
+Focus = Callable[[ModelEntry, Sequence[RunTarget]], bool]
+
+
+def upload_pass(options: UploadOptions, take_lock: bool = True, focus: Optional[Focus] = None) -> PassReport:
     """Given options, run one pass over the manifest's models and return what happened.
 
     ``take_lock=False`` is for callers already holding :func:`uploader_lock` (the poll loop).
+    ``focus`` limits planning to the models it accepts (:mod:`local.service.changes`); without
+    it, every selected model is planned (a full scan).
     Raises UserError for an unusable manifest and LockHeldError when another uploader runs.
     """
     if not options.disable_wandb:
         require_api_key(options.writer.mode)  # once, before any model: no key, no twelve errors
     selection = select(options)
+    if focus is not None:
+        selection.models = [(entry, targets) for entry, targets in selection.models if focus(entry, targets)]
     if options.disable_wandb or not take_lock:
         # A dry run writes no state, so it needs no lock and may run beside the service.
         outcomes = _run_all(selection, options)
@@ -77,18 +90,33 @@ def upload_pass(options: UploadOptions, take_lock: bool = True) -> PassReport:
 def _run_all(selection: Selection, options: UploadOptions) -> List[ModelOutcome]:
     """Given the pass's models, plan each in this process; upload only runs with work, in parallel."""
     planned: List[Tuple[ModelOutcome, Optional[Job]]] = []
+    clean = CleanRuns.load(options.model_state_dir())
     for entry, targets in selection.models:
-        planned.extend(plan_model(entry, targets, options))
+        planned.extend(plan_model(entry, targets, options, clean))
+    if not options.disable_wandb:
+        clean.save()
     jobs = [(index, job) for index, (_, job) in enumerate(planned) if job is not None]
     outcomes = [outcome for outcome, _ in planned]
-    if not jobs:
-        return outcomes
-    progress = Progress("uploading runs", len(jobs))  # drawn only on a terminal: big backfills
-    with ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="upload") as pool:
-        results = pool.map(lambda pair: run_isolated(pair[1], options), jobs)
-        for (index, _), result in zip(jobs, results):
+    if jobs:
+        results = upload_jobs([job for _, job in jobs], options)
+        for index, result in zip((index for index, _ in jobs), results):
             result.failed_steps = outcomes[index].failed_steps
             outcomes[index] = result
+    return outcomes
+
+
+def upload_jobs(jobs: List[Job], options: UploadOptions) -> List[ModelOutcome]:
+    """Given the runs with work, upload them in a pool of upload workers; return their outcomes in order."""
+    # Imported here, not at the top: the pool loads tenacity and starts the forkserver that loads
+    # the SDK, which a pass with nothing to upload never needs.
+    from local.upload.pool import WorkerPool, run_job
+
+    progress = Progress("uploading runs", len(jobs))  # drawn only on a terminal: big backfills
+    results: List[ModelOutcome] = []
+    threads = max(1, options.workers) * max(1, options.worker_slots)
+    with WorkerPool(options) as pool, ThreadPoolExecutor(threads, thread_name_prefix="upload") as dispatch:
+        for result in dispatch.map(lambda job: run_job(pool, job), jobs):
+            results.append(result)
             progress.advance()
     progress.close()
-    return outcomes
+    return results

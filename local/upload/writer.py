@@ -8,10 +8,11 @@ silent return there would let the caller mark unsent rows processed).
 
 SDK errors are sorted into :class:`WandbPermanentError` (401/403, a deleted run's 409, bad
 arguments: retrying cannot help) and :class:`WandbTransientError` (timeouts, 429, 5xx, refused
-connections). Whole session attempts are retried with the named tenacity policy
-:data:`WANDB_RETRY`, each in a fresh process (:mod:`local.upload.process` says why); an attempt
-that failed mid-upload leaves its in-flight record, and the next attempt or pass recovers from
-what the server actually holds.
+connections), both defined SDK-free in :mod:`local.upload.failures`. Whole session attempts are
+retried by the pool with its named tenacity policy (:data:`local.upload.pool.WANDB_RETRY`), never
+in the worker that failed (:mod:`local.upload.worker` says why); an attempt that failed
+mid-upload leaves its in-flight record, and the next attempt or pass recovers from what the
+server actually holds.
 """
 
 from __future__ import annotations
@@ -22,52 +23,16 @@ import shutil
 from typing import Any, Dict, List, Optional
 
 import wandb
-from tenacity import (
-    Retrying,
-    before_sleep_log,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential_jitter,
-    wait_none,
-)
 from wandb.sdk.lib.service.service_connection import WandbApiFailedError
 from wandb.sdk.mailbox.mailbox_handle import ServerResponseError
 
+from local.upload.failures import AUTH_FIX, DELETED_FIX, WandbPermanentError, WandbTransientError
 from local.upload.report import WriterOptions
 from local.upload.targets import RunTarget
 
 log = logging.getLogger(__name__)
 
 
-class WandbTransientError(Exception):
-    """W&B failed in a way that may work later (timeout, 429, 5xx, connection refused)."""
-
-
-class WandbPermanentError(Exception):
-    """W&B refused in a way retrying cannot fix (credentials, deleted run, bad arguments)."""
-
-    def __init__(self, message: str, fix: str) -> None:
-        super().__init__(message)
-        self.fix = fix
-
-
-# Retry policy for upload session attempts: bounded by attempts and total time, jittered exponential wait.
-WANDB_RETRY = Retrying(
-    retry=retry_if_exception_type(WandbTransientError),
-    stop=stop_after_attempt(4) | stop_after_delay(600),
-    wait=wait_exponential_jitter(multiplier=2, max=60, jitter=2),
-    before_sleep=before_sleep_log(log, logging.WARNING),
-    reraise=True,
-)
-
-DELETED_FIX = (
-    "this run id cannot be reused: set a new wandb_run_id (and wandb_run_name) for this model in the "
-    "uploader's overrides file (--manifest-overrides, env WANDB_EVAL_MANIFEST_OVERRIDES; the epoch run "
-    "under variants.epoch) and upload again; to make it last, put the same in the training machine's "
-    "prepare-manifest --overrides file"
-)
-AUTH_FIX = "check WANDB_API_KEY and that it may write to this entity/project"
 # What the SDK says when the server or the network failed, whatever exception carries it.
 TRANSIENT_MARKERS = (
     "busy",
@@ -87,18 +52,6 @@ TRANSIENT_MARKERS = (
 # its own errors (CommError, AuthenticationError, UsageError, ...), the service connection's and
 # the mailbox's, and timeouts and socket errors of its client.
 SDK_ERRORS = (wandb.errors.Error, ServerResponseError, WandbApiFailedError, TimeoutError, OSError)
-
-
-def retry_policy(options: WriterOptions) -> Retrying:
-    """Given writer options, return :data:`WANDB_RETRY` with their attempt and wait budget."""
-    wait = (
-        wait_none()
-        if options.retry_wait_max <= 0
-        else wait_exponential_jitter(multiplier=2, max=options.retry_wait_max, jitter=2)
-    )
-    return WANDB_RETRY.copy(
-        stop=stop_after_attempt(max(1, options.retry_attempts)) | stop_after_delay(600), wait=wait
-    )
 
 
 def run_settings(options: WriterOptions) -> wandb.Settings:
@@ -159,7 +112,7 @@ class RunSession:
         """Given a run target, open (create or resume) its run once; raise a sorted error.
 
         Not retried here: after a timed-out init this process's wandb-core still holds the
-        run id, so retries run in a fresh process (see :mod:`local.upload.process`).
+        run id, so retries run in another worker (see :mod:`local.upload.worker`).
         """
         # The SDK types these as Literals; the CLI restricts them to valid choices.
         resume: Any = options.resume

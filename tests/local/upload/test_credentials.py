@@ -45,7 +45,7 @@ def test_credentials_missing_key_is_one_line_exit_4_before_any_model(
     def no_model_please(*args, **kwargs):
         raise AssertionError("no model may be tried without a key")
 
-    monkeypatch.setattr(local.upload.uploader, "run_isolated", no_model_please)
+    monkeypatch.setattr(local.upload.uploader, "upload_jobs", no_model_please)
     args = ["--results-root", str(results), "--state-dir", str(tmp_path / "state"), "--wandb-mode", "online"]
     assert main(["upload", "--once", *args]) == 4
     captured = capsys.readouterr()
