@@ -87,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         UPLOAD_OPTIONS
         + PULL_OPTIONS
         + LIMIT_OPTIONS
-        + ("poll_interval_seconds", "heartbeat_file", "max_cycles"),
+        + ("poll_interval_seconds", "heartbeat_file", "max_cycles", "full_scan_every"),
     )
     loop.set_defaults(func=run_forever)
     health = add_command(
@@ -130,7 +130,12 @@ def cycle_options(args: argparse.Namespace) -> CycleOptions:
 
     upload = upload_options_from_args(args)
     pull: Optional[PullOptions] = pull_options_from_args(args) if args.host else None
-    return CycleOptions(upload=upload, inbox=args.inbox, pull=pull, limits=limits_from_args(args))
+    every = getattr(args, "full_scan_every", 1)  # `once` is one cycle: always a full scan
+    if every < 1:
+        raise UserError("--full-scan-every must be at least 1", "e.g. --full-scan-every 60")
+    return CycleOptions(
+        upload=upload, inbox=args.inbox, pull=pull, limits=limits_from_args(args), full_scan_every=every
+    )
 
 
 def run_once(args: argparse.Namespace) -> int:

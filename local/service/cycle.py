@@ -8,7 +8,12 @@ container healthcheck can tell a working uploader from a stuck or failing one
 
 Pull only pulls and unpack only unpacks; this module ties them together: it tells pull which
 bundle the results root holds (the unpack ledger), and acknowledges to the remote what unpack
-applied, once, after unpack.
+applied, once, after unpack. In the loop, the upload pass plans only what unpack wrote and what
+the last pass left unfinished, with a periodic full scan (:mod:`local.service.changes`); a cycle
+with nothing new has no pass at all.
+
+The SFTP edge (paramiko) is imported only when a remote host is configured, and the uploader
+loads the SDK only for a pass with work: an idle cycle loads neither.
 """
 
 from __future__ import annotations
@@ -18,20 +23,21 @@ import os
 import signal
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from local.errors import UserError
+from local.service.changes import Changes
 from local.service.heartbeat import LoopRecord, previous_success, write_heartbeat
-from local.transfer.ack import acknowledge, write_ack
-from local.transfer.pull import PullOptions, PullReport, pull
-from local.transfer.sftp import SftpSession
-from local.unpack.apply import unpack_inbox
+from local.unpack.apply import UnpackReport, unpack_inbox
 from local.unpack.ledger import ledger_path, load_ledger
 from local.unpack.tarsafety import Limits
 from local.upload.report import UploadOptions
 from local.upload.uploader import upload_pass, uploader_lock
 from remote.contract.exit_codes import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT
 from remote.contract.files import LockHeldError
+
+if TYPE_CHECKING:
+    from local.transfer.pull import PullOptions, PullReport
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,7 @@ class CycleOptions:
     inbox: Optional[str]
     pull: Optional[PullOptions] = None
     limits: Limits = field(default_factory=Limits)
+    full_scan_every: int = 1  # the loop's --full-scan-every (see local.service.changes)
 
 
 @dataclass
@@ -92,6 +99,10 @@ def sync_remote(options: PullOptions, results_root: str, retrying: Any = None) -
     is, and the ack tells the remote what the ledger says was applied (bundles unpacked since the
     last pull), so the training machine can prune. One SFTP connection for both.
     """
+    from local.transfer.ack import acknowledge
+    from local.transfer.pull import pull
+    from local.transfer.sftp import SftpSession
+
     with SftpSession(options.params, retrying) as session:
         report = pull(session, options, load_ledger(results_root).applied_seq, ledger_path(results_root))
         applied = load_ledger(results_root).applied_seq
@@ -102,11 +113,15 @@ def sync_remote(options: PullOptions, results_root: str, retrying: Any = None) -
 
 
 def run_cycle(
-    options: CycleOptions, take_upload_lock: bool = True, on_step: Callable[[str], None] = lambda _: None
+    options: CycleOptions,
+    take_upload_lock: bool = True,
+    on_step: Callable[[str], None] = lambda _: None,
+    changes: Optional[Changes] = None,
 ) -> CycleReport:
     """Given the options, pull (if configured), unpack, ack and upload once.
 
-    ``on_step`` is told the name of each step before it runs (the loop's heartbeat).
+    ``on_step`` is told the name of each step before it runs (the loop's heartbeat). ``changes``
+    (the loop's memory) makes the upload plan from what unpack wrote; without it, a full scan.
     """
     report = CycleReport()
     pull_options = options.pull
@@ -115,7 +130,7 @@ def run_cycle(
         on_step("pull")
         _step(report, "pull", lambda: _pull(pull_options, options.upload.results_root, pulled))
     on_step("unpack")
-    applied_seq = _unpack(report, options)
+    applied_seq = _unpack(report, options, changes)
     remote_ack = pulled[0].remote_ack_seq if pulled else None
     if pull_options is not None and pulled and applied_seq and applied_seq != remote_ack:
         # Ack once, right after unpack, so the remote can prune sooner; only when the remote's ack
@@ -130,13 +145,31 @@ def run_cycle(
         if pulled:
             log.info("nothing pulled yet: the remote outbox has no bundle, so there is nothing to upload")
             report.codes["upload"] = EXIT_OK
+    elif changes is not None and changes.idle():
+        log.debug("nothing new since the last pass: no upload pass this cycle")
+        changes.skipped()
+        report.codes["upload"] = EXIT_OK
     else:
-        _step(report, "upload", lambda: upload_pass(options.upload, take_lock=take_upload_lock).exit_code())
+        _step(report, "upload", lambda: _upload(options.upload, take_upload_lock, changes))
     log.info("cycle done: exit %d%s", report.exit_code(), "".join("; " + e for e in report.errors))
     return report
 
 
+def _upload(options: UploadOptions, take_lock: bool, changes: Optional[Changes]) -> int:
+    """Run the pass: all models, or (the loop, between full scans) those ``changes`` names."""
+    if changes is None:
+        return upload_pass(options, take_lock=take_lock).exit_code()
+    full = changes.full_scan_due()
+    report = upload_pass(options, take_lock=take_lock, focus=changes.focus(full))
+    changes.passed(report, full)
+    return report.exit_code()
+
+
 def _pull(options: PullOptions, results_root: str, pulled: List[PullReport]) -> int:
+    # The SSH stack loads only when a remote host is configured.
+    from local.transfer.pull import pull
+    from local.transfer.sftp import SftpSession
+
     with SftpSession(options.params) as session:
         have = load_ledger(results_root).applied_seq
         pulled.append(pull(session, options, have, ledger_path(results_root)))
@@ -144,23 +177,33 @@ def _pull(options: PullOptions, results_root: str, pulled: List[PullReport]) -> 
 
 
 def _ack(options: PullOptions, applied_seq: int) -> int:
+    from local.transfer.ack import write_ack
+
     write_ack(options.params, options.remote_outbox, options.consumer, applied_seq)
     return EXIT_OK
 
 
-def _unpack(report: CycleReport, options: CycleOptions) -> Optional[int]:
-    """Apply the inbox's bundles; return the results root's applied seq (None if unpack did not run)."""
+def _unpack(report: CycleReport, options: CycleOptions, changes: Optional[Changes]) -> Optional[int]:
+    """Apply the inbox's bundles; return the results root's applied seq (None if unpack did not run).
+
+    ``changes`` learns which files were written (or, if unpack failed, that it cannot know).
+    """
     if not options.inbox or not os.path.isdir(options.inbox):
         return None
     inbox = options.inbox
-    applied: List[int] = []
+    applied: List[UnpackReport] = []
 
     def unpack() -> int:
-        applied.append(unpack_inbox(options.upload.results_root, inbox, options.limits).applied_seq)
+        applied.append(unpack_inbox(options.upload.results_root, inbox, options.limits))
         return EXIT_OK
 
     _step(report, "unpack", unpack)
-    return applied[0] if applied else None
+    if changes is not None:
+        if applied:
+            changes.unpacked(applied[0].files)
+        else:
+            changes.unpack_failed()
+    return applied[0].applied_seq if applied else None
 
 
 class StopFlag:
@@ -190,12 +233,18 @@ def run_loop(
     the same state directory exits at once instead of racing this one. The heartbeat is
     written before every step and after every cycle, with the cycle's outcome.
     """
+    # Between full scans, passes plan from what unpack wrote: only when unpack is what changes the
+    # tree (an inbox is configured); the upload-only loop scans everything every cycle.
+    changes = Changes(options.full_scan_every, options.upload.overrides_path) if options.inbox else None
     with uploader_lock(options.upload):
         record = LoopRecord(last_success=previous_success(heartbeat))
         while not stop.event.is_set() and (not max_cycles or record.cycle < max_cycles):
             record.cycle += 1
             report = run_cycle(
-                options, take_upload_lock=False, on_step=lambda step: write_heartbeat(heartbeat, step, record)
+                options,
+                take_upload_lock=False,
+                on_step=lambda step: write_heartbeat(heartbeat, step, record),
+                changes=changes,
             )
             record.finished(report.exit_code(), report.errors, report.failed())
             write_heartbeat(heartbeat, "idle", record)

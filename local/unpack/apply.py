@@ -59,6 +59,9 @@ class UnpackReport:
     recovered: List[str] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
     applied_seq: int = 0
+    # Every file this run moved into place, relative to the results root: what the service's next
+    # upload pass plans from, instead of stat-ing the whole tree (local.service.changes).
+    files: List[str] = field(default_factory=list)
 
 
 def identify(path: str) -> BundleFile:
@@ -153,10 +156,17 @@ def _warn_skipped(bundle: BundleFile, skipped: Sequence[str]) -> None:
         )
 
 
-def apply_bundle(results_root: str, bundle: BundleFile, ledger: Ledger, limits: Limits) -> List[str]:
+def apply_bundle(
+    results_root: str,
+    bundle: BundleFile,
+    ledger: Ledger,
+    limits: Limits,
+    written: Optional[List[str]] = None,
+) -> List[str]:
     """Given one bundle next in the chain, validate it whole, stage it, and commit it.
 
-    Returns the members it skipped (names not valid UTF-8), as shown in the warnings.
+    Returns the members it skipped (names not valid UTF-8), as shown in the warnings; the names of
+    the files it moved into place are added to ``written``, if given.
     """
     try:
         contents = validate_bundle(bundle.path, limits)
@@ -179,7 +189,7 @@ def apply_bundle(results_root: str, bundle: BundleFile, ledger: Ledger, limits: 
     os.sync()  # staged bytes must be durable before the journal lets a later run commit them
     journal = {"seq": bundle.seq, "name": bundle.name, "sha256": sha256, "files": sorted(contents.files)}
     write_json_atomic(staging + JOURNAL_SUFFIX, journal)
-    commit(results_root, staging + JOURNAL_SUFFIX, ledger)
+    commit(results_root, staging + JOURNAL_SUFFIX, ledger, written)
     with contextlib.suppress(OSError):
         os.rmdir(os.path.dirname(staging))
     _warn_skipped(bundle, contents.skipped)
@@ -195,13 +205,13 @@ def unpack_bundles(results_root: str, paths: Sequence[str], limits: Optional[Lim
     report = UnpackReport()
     with exclusive_lock(os.path.join(results_root, UNPACK_LOCK_NAME), "unpack"):
         ledger = load_ledger(results_root)
-        report.recovered = recover(results_root, ledger)
+        report.recovered = recover(results_root, ledger, report.files)
         chain, older = plan_chain(ledger, bundles)
         for bundle in older:
             check_already_applied(ledger, bundle)
             report.already.append(bundle.name)
         for bundle in chain:
-            skipped = apply_bundle(results_root, bundle, ledger, limits or Limits())
+            skipped = apply_bundle(results_root, bundle, ledger, limits or Limits(), report.files)
             report.applied.append(bundle.name)
             report.skipped.extend(f"{bundle.name}: {shown}" for shown in skipped)
         report.applied_seq = ledger.applied_seq

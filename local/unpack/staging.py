@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import tarfile
-from typing import List
+from typing import List, Optional
 
 from local.unpack.ledger import Ledger, new_entry, record_applied
 from local.unpack.stream import members, open_bundle
@@ -64,13 +64,16 @@ def _extract_file(tar: tarfile.TarFile, member: tarfile.TarInfo, target: str) ->
             remaining -= len(block)
 
 
-def commit(results_root: str, journal_path: str, ledger: Ledger) -> str:
+def commit(results_root: str, journal_path: str, ledger: Ledger, written: Optional[List[str]] = None) -> str:
     """Given a journal, move its staged files into place (manifest last), record it, clean up.
 
-    Safe to run again after a crash at any point: files already moved are simply skipped.
+    Safe to run again after a crash at any point: files already moved are simply skipped. The
+    journal's file names (relative to the results root) are added to ``written``, if given.
     """
     with open(journal_path, "rb") as handle:
         journal = json.load(handle)
+    if written is not None:
+        written.extend(journal["files"])
     staging = journal_path[: -len(JOURNAL_SUFFIX)]
     for name in sorted(journal["files"], key=lambda n: (n == MANIFEST_NAME, n)):
         source = os.path.join(staging, name)
@@ -89,12 +92,15 @@ def commit(results_root: str, journal_path: str, ledger: Ledger) -> str:
     return str(journal["name"])
 
 
-def recover(results_root: str, ledger: Ledger) -> List[str]:
-    """Given a results root, finish journaled unpacks a crash interrupted and drop unjournaled debris."""
+def recover(results_root: str, ledger: Ledger, written: Optional[List[str]] = None) -> List[str]:
+    """Given a results root, finish journaled unpacks a crash interrupted and drop unjournaled debris.
+
+    The names of the files moved into place are added to ``written``, if given.
+    """
     base = os.path.join(results_root, STAGING_DIR)
     names = sorted(os.listdir(base)) if os.path.isdir(base) else []
     journals = sorted((n for n in names if n.endswith(JOURNAL_SUFFIX)), key=_journal_seq)
-    finished = [commit(results_root, os.path.join(base, n), ledger) for n in journals]
+    finished = [commit(results_root, os.path.join(base, n), ledger, written) for n in journals]
     for name in os.listdir(base) if os.path.isdir(base) else []:
         log.info("discarding the unfinished staging of %s", shown_name(name))
         discard(os.path.join(base, name))

@@ -14,6 +14,8 @@ from typing import List
 import pytest
 
 import local.service.cycle
+import local.transfer.ack
+import local.transfer.pull
 from local.cli.main import main
 from local.cli.service import load_api_key_file
 from local.errors import TransientError
@@ -108,8 +110,9 @@ def test_orchestrate_failed_pull_still_uploads_what_the_inbox_holds(
     def no_ack(*args):
         raise AssertionError("no ack while the remote is unreachable")
 
-    monkeypatch.setattr(local.service.cycle, "pull", unreachable)
-    monkeypatch.setattr(local.service.cycle, "write_ack", no_ack)
+    # The cycle imports the SFTP edge only when a host is configured, from these modules.
+    monkeypatch.setattr(local.transfer.pull, "pull", unreachable)
+    monkeypatch.setattr(local.transfer.ack, "write_ack", no_ack)
     code = main(["once", *_local_args(tmp_path), "--host", "gpu01", "--remote-outbox", "/o"])
     assert code == 3  # the pull's transient failure is the cycle's worst outcome
     assert "failed: pull: cannot reach gpu01:22" in capsys.readouterr().out
@@ -172,7 +175,7 @@ def test_orchestrate_second_service_on_one_state_dir_exits_at_once(
     def must_not_pull(*args):
         raise AssertionError("a second uploader must not pull, unpack or ack")
 
-    monkeypatch.setattr(local.service.cycle, "pull", must_not_pull)
+    monkeypatch.setattr(local.transfer.pull, "pull", must_not_pull)
     (tmp_path / "inbox").mkdir()
     (tmp_path / "inbox" / "bundle-00000001-full.tar.gz").write_bytes(
         (tmp_path / "outbox" / "bundle-00000001-full.tar.gz").read_bytes()
