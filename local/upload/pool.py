@@ -10,10 +10,12 @@ recovers from its in-flight record). Transient attempts are retried with :data:`
 never in the worker that failed; the retry after a failure mid-upload is the recovery path of
 :mod:`local.upload.session`.
 
-Sizing, measured on 2 cores at 50 ms per request (``bench/upload.md``): 2 workers x 16 sessions
-upload 200 runs about as fast as 3 or 4 workers (the pass is CPU-bound), with the least memory.
-On a bigger machine give one worker per core (``--workers``); each adds about 150 MiB with its
-``wandb-core``.
+Sizing, measured on 2 cores at 50 ms per request (``bench/upload.md``): 16 sessions at once per
+worker cost less CPU per run than fewer (one ``wandb-core``'s fixed polling serves them all),
+and 2 workers upload 200 runs about as fast as 3 or 4 (the pass is CPU-bound) with the least
+memory. On a bigger machine give one worker per core (``--workers``); each adds about 150 MiB
+with its ``wandb-core``. A worker retires after 50 sessions: it grows by about 0.4 MiB per run,
+and must stay below the SDK's artifact cache (:mod:`local.upload.worker` says why).
 """
 
 from __future__ import annotations

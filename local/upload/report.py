@@ -37,10 +37,10 @@ class UploadOptions:
     model_filters: Sequence[str] = ()
     disable_wandb: bool = False
     # Upload worker processes (--workers); each runs up to worker_slots sessions at once and
-    # retires after worker_sessions sessions (local.upload.pool gives the measurements).
+    # retires after worker_sessions sessions (local.upload.pool and .worker say why these).
     workers: int = 2
     worker_slots: int = 16
-    worker_sessions: int = 100
+    worker_sessions: int = 50
     orphan_wait_seconds: float = 60.0
     writer: WriterOptions = field(default_factory=WriterOptions)
     variants: Tuple[str, ...] = DEFAULT_VARIANTS

@@ -16,6 +16,12 @@ run in another process, as before. The pool also retires a worker after a bounde
 sessions (a process serving runs grows with each) and kills one whose session overran its
 deadline.
 
+Sessions in one process share the SDK's module state, and one piece of it is not thread-safe in
+wandb 0.31: every logged table creates an artifact, cached in a ``CappedDict(100)`` that, once
+full, prunes itself with a check-then-delete that races between threads (``KeyError`` from
+``run.log``, seen with 16 sessions at once after about 100 tables). So a worker never runs more
+sessions than that cache holds (:func:`session_limit`): it never prunes, and nothing races.
+
 A worker kills itself the moment the uploader is gone (pidfd watch), so a killed uploader never
 leaves a writer behind the lock; its ``wandb-core`` follows within about 2 s.
 """
@@ -51,19 +57,33 @@ def worker_main(
     os.environ.clear()
     os.environ.update(env)
     configure_logging(*log_config)
-    _Worker(conn, slots).serve()
+    _Worker(conn, slots, session_limit()).serve()
     # Skip the SDK's atexit teardown: it may wait on a stream that can never flush (a failed init).
     # Every run of a clean session was finished; wandb-core exits by itself once this process is gone.
     os._exit(0)
 
 
+def session_limit() -> int:
+    """Return how many sessions this process may run: fewer than the SDK's artifact cache holds.
+
+    One table, so one artifact, per session; the cache prunes (and races) only once full. The
+    pool retires workers well before (``worker_sessions``); this guards against an SDK whose
+    cache is smaller.
+    """
+    from wandb.sdk.artifacts import artifact_instance_cache
+
+    return int(getattr(artifact_instance_cache.artifact_instance_cache_by_client_id, "max_size", 100)) - 2
+
+
 class _Worker:
     """Runs the jobs the pool sends, ``slots`` at a time, until told to exit or retired and idle."""
 
-    def __init__(self, conn: Connection, slots: int) -> None:
+    def __init__(self, conn: Connection, slots: int, limit: int) -> None:
         self.conn = conn
         self.send_lock = threading.Lock()
         self.retiring = False
+        self.limit, self.sessions = limit, 0
+        self.count_lock = threading.Lock()
         self.executor = ThreadPoolExecutor(max_workers=max(1, slots), thread_name_prefix="session")
 
     def serve(self) -> None:
@@ -80,8 +100,12 @@ class _Worker:
         self.executor.shutdown(wait=True)
 
     def _run(self, number: int, job: Job, options: UploadOptions) -> None:
+        with self.count_lock:
+            self.sessions += 1
+            self.retiring = self.retiring or self.sessions > self.limit
         if self.retiring:
-            # A session failed here: no new session may use this wandb-core. The pool retries elsewhere.
+            # A session failed here (no new session may use this wandb-core), or the limit is
+            # reached: the pool sends the job to another worker.
             self._send((BOUNCED, number, None, True))
             return
         outcome = _session(job, options)
