@@ -63,6 +63,12 @@ def run_settings(options: WriterOptions) -> wandb.Settings:
         "silent": True,
         "x_disable_viewer": True,
     }
+    if options.mode == "online":
+        # The local transaction log (run-*.wandb) exists to be `wandb sync`ed after a failure,
+        # which would duplicate rows here: recovery reads the server instead (the in-flight
+        # record), and a finished run's folder is deleted anyway. Not writing it saves about
+        # 5% of a run's CPU (measured, bench/upload.md). Offline runs *are* that log: kept.
+        values["x_skip_transaction_log"] = True
     if options.lean:
         values.update(
             x_disable_stats=True,
