@@ -8,9 +8,11 @@ RESULTS_ROOT ?= ./results
 OUTBOX ?= ./outbox
 PACK_ARGS ?=
 STATE_DIR ?= state/wandb_eval_uploader
+REPORT_DIR ?= report
+REPORT_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo status prepare-manifest remote-pack lint typecheck layers vermin check test bench-remote bench-pull bench-upload
+.PHONY: help venv demo status report prepare-manifest remote-pack lint typecheck layers vermin check test bench-remote bench-pull bench-upload
 
 help: ## show the targets and what they do
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -28,6 +30,9 @@ demo: $(VENV)/.installed ## the whole job on built-in sample data (W&B offline u
 
 status: $(VENV)/.installed ## per model: run id, checkpoints uploaded, last step, failures
 	$(VPY) -m local status --results-root $(RESULTS_ROOT) --state-dir $(STATE_DIR)
+
+report: $(VENV)/.installed ## best summary + checkpoint CSVs, charts and index.html of RESULTS_ROOT into REPORT_DIR (no W&B)
+	$(VPY) -m local report --results-root $(RESULTS_ROOT) --output-dir $(REPORT_DIR) $(REPORT_ARGS)
 
 # Training-machine targets run the native python3; USE_IMAGE=1 runs the remote image instead
 # (for clusters with Docker but no suitable Python), as the calling user so files stay theirs.

@@ -86,21 +86,19 @@ def gather(options: ReportOptions) -> Tuple[List[collect.ModelData], List[summar
     return models, refs
 
 
-def write_report(options: ReportOptions, draw: bool = True) -> ReportResult:
-    """Given the options, write the CSVs, the charts (if ``draw`` and matplotlib is there) and the page."""
+def write_report(options: ReportOptions) -> ReportResult:
+    """Given the options, write the CSVs, the charts (when matplotlib is there) and the page."""
     check_options(options)
     models, refs = gather(options)
     rows = summary.best_rows(models, options.group_by, options.rank_by, options.peaks, refs)
     metrics = collect.metric_names(models + [ref.model for ref in refs])
     os.makedirs(options.output_dir, exist_ok=True)
     files = tables.write_tables(options.output_dir, models, rows, refs, metrics, options.peaks)
-    result = ReportResult(index="", files=files, charts_missing=draw and not charts_available())
-    note = f"No charts: matplotlib is not installed ({INSTALL_HINT})."
-    if draw and not result.charts_missing:
+    result = ReportResult(index="", files=files, charts_missing=not charts_available())
+    if not result.charts_missing:
         groups = _groups(models, options.group_by)
         result.charts = charts_module.draw_charts(options.output_dir, groups, rows, refs, options.metrics)
-    elif not draw:
-        note = "Charts were not requested."
+    note = f"No charts: matplotlib is not installed ({INSTALL_HINT})."
     sections = ["<h2>Best summary</h2>", *page.summary_section(rows, refs, metrics, options.peaks)]
     sections += ["<h2>Charts</h2>", *page.charts_section(result.charts, note), *page.left_out_section(models)]
     result.index = page.write_page(options.output_dir, _meta(options, models), sections)
