@@ -7,11 +7,15 @@ machine too. The report modules (and matplotlib, through them) load only when it
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from local.cli.command import add_command
 from local.errors import UserError
 from remote.contract.exit_codes import EXIT_FAILED, EXIT_OK
 from remote.contract.options import TABLE, add_options
+
+if TYPE_CHECKING:  # loaded only when the command runs (see the module's docstring)
+    from local.report.build import ReportOptions
 
 REPORT_OPTIONS = (
     "results_root",
@@ -58,11 +62,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Given parsed flags, write the report; print where it is and what was left out."""
-    from local.report.build import INSTALL_HINT, ReportOptions, write_report
+def options_from_args(args: argparse.Namespace) -> ReportOptions:
+    """Given parsed flags, return the report's options."""
+    from local.report.build import ReportOptions
 
-    options = ReportOptions(
+    return ReportOptions(
         results_root=args.results_root,
         output_dir=args.output_dir,
         manifest_path=args.manifest_path,
@@ -75,7 +79,13 @@ def run(args: argparse.Namespace) -> int:
         group_by=args.group_by,
         metrics=list(args.metrics),
     )
-    result = write_report(options)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Given parsed flags, write the report; print where it is and what was left out."""
+    from local.report.build import INSTALL_HINT, write_report
+
+    result = write_report(options_from_args(args))
     for model_dir, broken in sorted(result.broken.items()):
         for step, reason in sorted(broken.items()):
             print(f"left out: {model_dir} checkpoint-{step}: {reason}")

@@ -83,6 +83,12 @@ def gather(options: ReportOptions) -> Tuple[List[collect.ModelData], List[summar
         if wanted and entry.model_dir not in known:
             known[entry.model_dir] = collect.read_model(options.results_root, entry)
     refs = [summary.resolve_baseline(text, known, options.group_by) for text in options.baselines]
+    groups = {summary.group_of(model, options.group_by) for model in models}
+    for ref in refs:
+        if ref.group not in groups:
+            log.warning(
+                "baseline %s: no reported model in its group %s compares with it", ref.label, ref.group
+            )
     return models, refs
 
 

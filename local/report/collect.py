@@ -57,11 +57,10 @@ class ModelData:
         """Return the declared training length in steps (manifest), or None: never the largest step
         seen so far, which moves as checkpoints arrive (the original tool's drifting epochs)."""
         entry = self.entry
-        if entry.max_steps:
-            return entry.max_steps
-        if entry.steps_per_epoch and entry.num_train_epochs:
-            return entry.steps_per_epoch * entry.num_train_epochs
-        return None
+        steps = entry.max_steps
+        if not steps and entry.steps_per_epoch and entry.num_train_epochs:
+            steps = entry.steps_per_epoch * entry.num_train_epochs
+        return int(steps) if steps and float(steps).is_integer() else steps  # 400, not 400.0
 
 
 def load_manifest_for(results_root: str, manifest_path: str, overrides: str, required: bool) -> Manifest:

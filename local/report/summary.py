@@ -10,7 +10,7 @@ each metric's difference from it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from local.errors import UserError
 from local.report.collect import Checkpoint, ModelData
@@ -110,7 +110,7 @@ def best_rows(
     return rows
 
 
-def parse_baseline(text: str) -> tuple:
+def parse_baseline(text: str) -> Tuple[str, int]:
     """Given ``MODEL_DIR:CHECKPOINT`` (``810`` or ``checkpoint-810``), return (model_dir, step)."""
     model_dir, _, checkpoint = text.rpartition(":")
     step = checkpoint_step(checkpoint) if checkpoint.startswith("checkpoint-") else None

@@ -37,7 +37,7 @@ def test_report_epochs_follow_the_uploaders_stable_rule(tmp_path: Path, run_repo
     assert ran.code == EXIT_OK, ran.err
     rows = {(r["model_dir"], int(r["step"])): r for r in read_csv(ran.output_dir / "checkpoint_metrics.csv")}
     assert [rows[("declared", s)]["epoch_progress"] for s in (100, 200, 400)] == ["0.5", "1.0", "2.0"]
-    assert {rows[("declared", s)]["max_step"] for s in (100, 200, 400)} == {"400.0"}
+    assert {rows[("declared", s)]["max_step"] for s in (100, 200, 400)} == {"400"}
     assert [rows[("trainer", s)]["epoch_progress"] for s in (100, 200, 400)] == ["0.1", "0.2", "0.4"]
     assert rows[("in-metrics", 50)]["epoch_progress"] == "0.25"
     # No stable source: left empty, never step / largest step (which moves as checkpoints arrive).
@@ -56,7 +56,7 @@ def test_report_leaves_out_a_broken_or_missing_metrics_file_and_names_it(
     (sample_results / model / "checkpoint-512" / "metrics.json").write_text('{"HR@10": 0.07, "NDCG@1')
     for name in ("metrics.json", "metrics.tsv"):
         (sample_results / model / "checkpoint-640" / name).unlink()
-    ran = run_report(sample_results)
+    ran = run_report(sample_results, "--metrics", "HR@10")
     assert ran.code == EXIT_FAILED  # some item failed; the others went on
     left_out = [line for line in ran.out.splitlines() if line.startswith("left out:")]
     assert len(left_out) == 1  # a missing file is no error: the eval may still be running
