@@ -268,7 +268,13 @@ _REPORT = (
         [],
         "reference checkpoint MODEL_DIR:CHECKPOINT, compared with its group's models (repeatable)",
     ),
-    _option("--models", "REPORT_MODELS", "list", [], "models to report, as --model-filter (repeatable, a,b)"),
+    _option(
+        "--models",
+        "REPORT_MODELS",
+        "list",
+        [],
+        "models to report, matched as --model-filter; none: all (repeatable, a,b)",
+    ),
     _option(
         "--group-by",
         "REPORT_GROUP_BY",
