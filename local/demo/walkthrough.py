@@ -24,7 +24,7 @@ from typing import List
 
 from local.errors import UserError
 from local.report.build import INSTALL_HINT, ReportOptions, write_report
-from local.service.status import collect, render
+from local.service.status import collect, load_entries, render_sides
 from local.unpack.apply import unpack_bundles
 from local.upload.report import PassReport, UploadOptions, WriterOptions
 from local.upload.uploader import upload_pass
@@ -52,15 +52,19 @@ class Demo:
         self.mode = mode
 
     def reset(self) -> None:
-        """Start from an empty work directory (only ever deleting one this demo made)."""
-        if os.path.isdir(self.workdir):
-            if not os.path.exists(os.path.join(self.workdir, MARKER)):
-                raise UserError(
-                    f"{self.workdir} exists and is not a demo directory", "pick another --workdir"
-                )
-            shutil.rmtree(self.workdir)
-        os.makedirs(self.workdir)
-        open(os.path.join(self.workdir, MARKER), "w").close()
+        """Start afresh, deleting only the two folders this demo makes, in a directory it marked.
+
+        Never the whole work directory: whatever else is in it (the compose demo's keys in
+        ``.demo/compose``, beside the default ``.demo/walkthrough``) stays.
+        """
+        marker = os.path.join(self.workdir, MARKER)
+        if os.path.isdir(self.workdir) and os.listdir(self.workdir) and not os.path.exists(marker):
+            raise UserError(f"{self.workdir} exists and is not a demo directory", "pick another --workdir")
+        for own in (os.path.dirname(self.remote_results), os.path.dirname(self.results)):
+            if os.path.isdir(own):
+                shutil.rmtree(own)
+        os.makedirs(self.workdir, exist_ok=True)
+        open(marker, "w").close()
 
     def training_machine(self, *args: str) -> str:
         """Run the remote role's command line on the training machine's side; return its output."""
@@ -142,7 +146,8 @@ def run_demo(workdir: str, mode: str) -> int:
     say("nothing new: a last pass should make no W&B call")
     codes.append(demo.upload().exit_code())
     print()
-    print(render(collect(os.path.join(demo.results, MANIFEST_NAME), demo.state, mode)))
+    entries = load_entries(os.path.join(demo.results, MANIFEST_NAME)) or []
+    print(render_sides(collect(entries, demo.results, demo.state, mode)))
     print()
     if mode == "offline":
         # Not 'wandb sync': these runs share their ids with the real ones, so syncing them and
@@ -151,6 +156,10 @@ def run_demo(workdir: str, mode: str) -> int:
             f"W&B offline mode: runs written to {demo.wandb_dir}/wandb/; "
             "set WANDB_API_KEY and run again to upload"
         )
+    say(
+        "see this table again: make status (until you have results of your own), or "
+        f"python -m local status --results-root {demo.results} --state-dir {demo.state}"
+    )
     demo.report()
     return max(codes)
 

@@ -2,8 +2,9 @@
 
 One cycle never stops at a failed step: a failed pull still lets the bundles already in the
 inbox be unpacked and uploaded, and every failure is logged and tried again next cycle. The
-loop writes a heartbeat file after each step so a container healthcheck can tell a live
-uploader from a stuck one; SIGTERM/SIGINT end it after the current step.
+loop writes a heartbeat file at every step, with how many cycles in a row failed, so the
+container healthcheck can tell a working uploader from a stuck or failing one
+(:mod:`local.service.heartbeat` has the rule); SIGTERM/SIGINT end it after the current step.
 
 Pull only pulls and unpack only unpacks; this module ties them together: it tells pull which
 bundle the results root holds (the unpack ledger), and acknowledges to the remote what unpack
@@ -17,10 +18,10 @@ import os
 import signal
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 from local.errors import UserError
-from local.service.heartbeat import write_heartbeat
+from local.service.heartbeat import LoopRecord, previous_success, write_heartbeat
 from local.transfer.ack import acknowledge, write_ack
 from local.transfer.pull import PullOptions, PullReport, pull
 from local.transfer.sftp import SftpSession
@@ -29,7 +30,7 @@ from local.unpack.ledger import ledger_path, load_ledger
 from local.unpack.tarsafety import Limits
 from local.upload.report import UploadOptions
 from local.upload.uploader import upload_pass, uploader_lock
-from remote.contract.exit_codes import EXIT_BUSY, EXIT_FAILED, EXIT_OK
+from remote.contract.exit_codes import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT
 from remote.contract.files import LockHeldError
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,15 @@ class CycleReport:
     def exit_code(self) -> int:
         """Return the worst step's exit code (0 when every step succeeded)."""
         return max(self.codes.values(), default=EXIT_OK)
+
+    def failed(self) -> bool:
+        """Say whether the service failed at its job this cycle (what health counts).
+
+        A step that could not run, or an upload that hit a transient or permanent W&B failure,
+        is a failed cycle. A checkpoint with bad metrics (exit 1 without a step error) is not:
+        the service did its job, the data is at fault, and ``status`` names it.
+        """
+        return bool(self.errors) or self.exit_code() >= EXIT_TRANSIENT
 
 
 def _step(report: CycleReport, name: str, action: Callable[[], int]) -> None:
@@ -91,13 +101,20 @@ def sync_remote(options: PullOptions, results_root: str, retrying: Any = None) -
     return report
 
 
-def run_cycle(options: CycleOptions, take_upload_lock: bool = True) -> CycleReport:
-    """Given the options, pull (if configured), unpack, ack and upload once."""
+def run_cycle(
+    options: CycleOptions, take_upload_lock: bool = True, on_step: Callable[[str], None] = lambda _: None
+) -> CycleReport:
+    """Given the options, pull (if configured), unpack, ack and upload once.
+
+    ``on_step`` is told the name of each step before it runs (the loop's heartbeat).
+    """
     report = CycleReport()
     pull_options = options.pull
     pulled: List[PullReport] = []
     if pull_options is not None:
+        on_step("pull")
         _step(report, "pull", lambda: _pull(pull_options, options.upload.results_root, pulled))
+    on_step("unpack")
     applied_seq = _unpack(report, options)
     remote_ack = pulled[0].remote_ack_seq if pulled else None
     if pull_options is not None and pulled and applied_seq and applied_seq != remote_ack:
@@ -105,7 +122,16 @@ def run_cycle(options: CycleOptions, take_upload_lock: bool = True) -> CycleRepo
         # is behind, so an idle cycle costs one SFTP connection, not two; never after a failed
         # pull (the remote is unreachable; a later cycle acks instead).
         _step(report, "ack", lambda: _ack(pull_options, applied_seq))
-    _step(report, "upload", lambda: upload_pass(options.upload, take_lock=take_upload_lock).exit_code())
+    on_step("upload")
+    if pull_options is not None and not os.path.isfile(options.upload.manifest()):
+        # Nothing pulled yet. After a pull that worked, that is a fresh install before the training
+        # machine's first pack: the normal first state. After a failed pull, the pull's error says
+        # it all; "manifest not found" would only hide it.
+        if pulled:
+            log.info("nothing pulled yet: the remote outbox has no bundle, so there is nothing to upload")
+            report.codes["upload"] = EXIT_OK
+    else:
+        _step(report, "upload", lambda: upload_pass(options.upload, take_lock=take_upload_lock).exit_code())
     log.info("cycle done: exit %d%s", report.exit_code(), "".join("; " + e for e in report.errors))
     return report
 
@@ -155,26 +181,25 @@ class StopFlag:
             signal.signal(restore, signal.SIG_DFL)
 
 
-def _last(report: Optional[CycleReport]) -> Tuple[Optional[int], List[str]]:
-    return (None, []) if report is None else (report.exit_code(), report.errors)
-
-
 def run_loop(
     options: CycleOptions, interval: float, heartbeat: str, stop: StopFlag, max_cycles: int = 0
 ) -> int:
     """Given the options, run cycles every ``interval`` seconds until stopped (or ``max_cycles``).
 
     The uploader lock is held for the loop's whole life, so a second ``run`` or ``once`` on
-    the same state directory exits at once instead of racing this one.
+    the same state directory exits at once instead of racing this one. The heartbeat is
+    written before every step and after every cycle, with the cycle's outcome.
     """
-    cycle, last = 0, None
     with uploader_lock(options.upload):
-        while not stop.event.is_set() and (not max_cycles or cycle < max_cycles):
-            cycle += 1
-            write_heartbeat(heartbeat, "cycle", cycle, *_last(last))
-            last = run_cycle(options, take_upload_lock=False)
-            write_heartbeat(heartbeat, "idle", cycle, *_last(last))
-            if not max_cycles or cycle < max_cycles:
+        record = LoopRecord(last_success=previous_success(heartbeat))
+        while not stop.event.is_set() and (not max_cycles or record.cycle < max_cycles):
+            record.cycle += 1
+            report = run_cycle(
+                options, take_upload_lock=False, on_step=lambda step: write_heartbeat(heartbeat, step, record)
+            )
+            record.finished(report.exit_code(), report.errors, report.failed())
+            write_heartbeat(heartbeat, "idle", record)
+            if not max_cycles or record.cycle < max_cycles:
                 stop.event.wait(interval)
-    log.info("uploader loop stopped after %d cycles", cycle)
+    log.info("uploader loop stopped after %d cycles", record.cycle)
     return EXIT_OK

@@ -16,7 +16,6 @@ cannot be read is not uploaded in that pass: nothing is guessed.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import Any, Dict, List
 
@@ -43,7 +42,6 @@ PAGE_SIZE = 10_000
 # A read attempt may take this many request timeouts (a run, its keys, a few pages).
 READ_DEADLINE_FACTOR = 4
 NOT_FOUND = "could not find run"
-DEFAULT_HOST = "https://api.wandb.ai"
 
 HISTORY_READ_RETRY = Retrying(
     retry=retry_if_exception_type(WandbTransientError),
@@ -52,19 +50,6 @@ HISTORY_READ_RETRY = Retrying(
     before_sleep=before_sleep_log(log, logging.WARNING),
     reraise=True,
 )
-
-
-def credentials_available() -> bool:
-    """Tell whether the SDK would find an API key (the environment or a netrc entry for the server)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    from wandb.sdk.lib.wbauth.wbnetrc import read_netrc_auth
-
-    host = os.environ.get("WANDB_BASE_URL") or DEFAULT_HOST
-    try:
-        return bool(read_netrc_auth(host=host))
-    except (OSError, ValueError):
-        return False
 
 
 def run_path(target: RunTarget) -> str:

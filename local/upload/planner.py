@@ -15,8 +15,9 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from local.upload import plan, reconcile
 from local.upload.cache import OFFLINE_NOTE, open_state, planning_view
+from local.upload.credentials import key_available
 from local.upload.epoch import read_trainer_epoch, stable_epoch
-from local.upload.history import credentials_available, read_history
+from local.upload.history import read_history
 from local.upload.metrics import FileSig, MetricsResult, read_metrics, scan_checkpoints
 from local.upload.report import ModelOutcome, UploadOptions
 from local.upload.session import Job
@@ -119,7 +120,7 @@ def dry_run(
     the number is the true one: what the run already holds is reported as adopted, not new.
     """
     steps = plan.in_flight_steps(state) | {item.step for item in items}
-    can_read = options.writer.mode == "online" and not options.no_network and credentials_available()
+    can_read = options.writer.mode == "online" and not options.no_network and key_available()
     if not state.trusted and not can_read:
         outcome.note = (
             "not checked against W&B (no network or no API key): checkpoints it may already hold count as new"

@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ContextManager, List, Optional, Tuple
 
 from local.progress import Progress
+from local.upload.credentials import require_api_key
 from local.upload.planner import plan_model
 from local.upload.process import run_isolated
 from local.upload.report import ModelOutcome, PassReport, UploadOptions
@@ -57,6 +58,8 @@ def upload_pass(options: UploadOptions, take_lock: bool = True) -> PassReport:
     ``take_lock=False`` is for callers already holding :func:`uploader_lock` (the poll loop).
     Raises UserError for an unusable manifest and LockHeldError when another uploader runs.
     """
+    if not options.disable_wandb:
+        require_api_key(options.writer.mode)  # once, before any model: no key, no twelve errors
     selection = select(options)
     if options.disable_wandb or not take_lock:
         # A dry run writes no state, so it needs no lock and may run beside the service.

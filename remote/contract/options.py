@@ -239,13 +239,33 @@ _SERVICE = (
         "oldest acceptable heartbeat",
         shown_default="max(3 x poll interval, 600)",
     ),
+    _option(
+        "--max-failed-cycles",
+        "HEALTH_MAX_FAILED_CYCLES",
+        "int",
+        3,
+        "unhealthy after this many failed cycles in a row (a permanent failure, exit 4: at once)",
+    ),
+    _option(
+        "--max-seconds-without-success",
+        "HEALTH_MAX_SECONDS_WITHOUT_SUCCESS",
+        "float",
+        21600.0,
+        "unhealthy when no cycle succeeded for this long (0: no limit)",
+    ),
     _option("--json", "STATUS_JSON", "bool", False, "print JSON instead of a table"),
     _option("--keep-bundles", "UNPACK_KEEP_BUNDLES", "bool", False, "keep applied bundles in the inbox"),
     _option("--max-members", "UNPACK_MAX_MEMBERS", "int", DEFAULT_MAX_MEMBERS, "members per bundle"),
     _option(
         "--max-bytes", "UNPACK_MAX_BYTES", "int", DEFAULT_MAX_BUNDLE_BYTES, "uncompressed bytes per bundle"
     ),
-    _option("--workdir", "DEMO_WORKDIR", "str", ".demo", "directory for both roles' files (recreated)"),
+    _option(
+        "--workdir",
+        "DEMO_WORKDIR",
+        "str",
+        ".demo/walkthrough",
+        "directory for both roles' files (recreated; the compose demo keeps its keys in .demo/compose)",
+    ),
 )
 
 # The report (local.report): tables, charts and a page from a results tree; no W&B access.

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Mapping, NoReturn, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence
 
 import pytest
 
@@ -23,6 +24,8 @@ BASE_IMAGE_SCRIPT = ROOT / "docker" / "base-image.sh"
 DEMO_KEYS = ROOT / "docker" / "demo-keys.sh"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# The tag every container test builds and runs (never the users' `latest`).
+IMAGE_TAG = "e2e"
 
 
 def missing(what: str, how: str) -> NoReturn:
@@ -162,3 +165,49 @@ class Compose:
             check=False,
         )
         return result.stdout.strip()
+
+
+TIMER = Timer()
+
+
+def free_port() -> int:
+    """Return a loopback TCP port that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(what: str, predicate: Callable[[], Any], timeout: float, diagnose: Callable[[], str]) -> Any:
+    """Poll ``predicate`` until it returns something true; fail with ``diagnose()`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail("{} not within {:.0f} s\n{}".format(what, timeout, diagnose()), pytrace=False)
+        time.sleep(1)
+
+
+def write_env_file(path: Path, keys: Path, ssh_port: int, **settings: Any) -> None:
+    """Write a compose env file for the demo profile: the keys in ``keys`` (docker/demo-keys.sh),
+    the demo remote's sshd on ``ssh_port``, images tagged IMAGE_TAG, then ``settings``."""
+    values: Dict[str, Any] = {
+        "COMPOSE_PROFILES": "demo",
+        "IMAGE_TAG": IMAGE_TAG,
+        "PULL_HOST": "127.0.0.1",
+        "PULL_PORT": ssh_port,
+        "DEMO_SSH_PORT": ssh_port,
+        "PULL_USER": "eval",
+        "PULL_REMOTE_OUTBOX": "/data/outbox",
+        "PULL_IDENTITY": keys / "id_ed25519",
+        "PULL_KNOWN_HOSTS": keys / "known_hosts",
+        "WANDB_API_KEY_FILE": keys / "wandb_api_key",
+        "DEMO_HOST_KEY_FILE": keys / "ssh_host_ed25519_key",
+        "DEMO_AUTHORIZED_KEYS_FILE": keys / "authorized_keys",
+        "HEALTHCHECK_INTERVAL": "2s",
+        "HEALTHCHECK_START_PERIOD": "30s",
+        "STOP_GRACE_PERIOD": "60s",
+    }
+    values.update(settings)
+    path.write_text("".join("{}={}\n".format(k, v) for k, v in values.items()))

@@ -14,127 +14,32 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 
 from remote.demo.sample import make_sample_results
 from tests.containers.dockerenv import (
-    BASE_IMAGE_SCRIPT,
-    CA_BUNDLE,
     DEMO_KEYS,
-    ENGINE,
-    ROOT,
+    IMAGE_TAG,
+    TIMER,
     Compose,
-    Timer,
     base_env,
-    engine_answers,
-    engine_pid,
-    require_docker_tools,
+    free_port,
     run,
+    wait_until,
+    write_env_file,
 )
-from tests.fixtures.processes import stop_process
 from tests.wandb_server.server import DEFAULT_API_KEY
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 PROJECT = "wandb-eval-e2e"
-IMAGE_TAG = "e2e"
 POLL_SECONDS = 4
 PACK_SECONDS = 3
-
-TIMER = Timer()
-
-
-def free_port() -> int:
-    """Return a loopback TCP port that was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until(what: str, predicate: Callable[[], Any], timeout: float, diagnose: Callable[[], str]) -> Any:
-    """Poll ``predicate`` until it returns something true; fail with ``diagnose()`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail("{} not within {:.0f} s\n{}".format(what, timeout, diagnose()), pytrace=False)
-        time.sleep(1)
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[None]:
-    """A Docker engine: the one already answering, or one docker/engine.sh starts (and stops by PID)."""
-    require_docker_tools()
-    started = not engine_answers()
-    began = time.monotonic()
-    run(["bash", str(ENGINE), "start"], timeout=120)
-    TIMER.measure("engine start" if started else "engine (already running)", began)
-    yield
-    if started:
-        pid = engine_pid()
-        began = time.monotonic()
-        run(["bash", str(ENGINE), "stop"], timeout=90)
-        TIMER.measure("engine stop", began)
-        assert pid is None or not Path("/proc/{}".format(pid)).exists(), "dockerd {} still alive".format(pid)
-
-
-@pytest.fixture(scope="module")
-def images(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build the stand-in base image if missing, then both images (tag e2e); return a dummy env file."""
-    began = time.monotonic()
-    run(["bash", str(BASE_IMAGE_SCRIPT)], timeout=900)
-    TIMER.measure("base image (built if missing)", began)
-    env_file = tmp_path_factory.mktemp("build") / "build.env"
-    env_file.write_text("IMAGE_TAG={}\nCOMPOSE_PROFILES=demo,build-only\n".format(IMAGE_TAG))
-    extra = [ROOT / "docker" / "compose.build-ca.yaml"] if CA_BUNDLE.exists() else []
-    began = time.monotonic()
-    Compose(env_file, extra)("build", timeout=1200)
-    TIMER.measure("images build (uploader, remote, remote-demo)", began)
-    return env_file
-
-
-@pytest.fixture
-def wandb_server(tmp_path: Path) -> Iterator[str]:
-    """The W&B test server as its own process on 127.0.0.1 (the containers use the host network)."""
-    with open(tmp_path / "wandb_server.log", "w+") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.wandb_server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--api-key",
-                DEFAULT_API_KEY,
-                "--log-level",
-                "WARNING",
-            ],
-            cwd=str(ROOT),
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            url = process.stdout.readline().strip()
-            if not url.startswith("http"):
-                log.seek(0)
-                pytest.fail("W&B test server did not start: {!r}\n{}".format(url, log.read()))
-            yield url
-        finally:
-            stop_process(process)
 
 
 def get_json(url: str) -> Dict[str, Any]:
@@ -150,12 +55,19 @@ def demo_runs_are_separate(base_url: str) -> bool:
     )
 
 
+VARIANTS = ("ckpt_step", "epoch")  # every model uploads to its run and its epoch run
+
+
 def steps_by_model(base_url: str) -> Dict[str, List[int]]:
-    """Given the server URL, return each run's logged checkpoint steps (in line order) by model_dir."""
+    """Given the server URL, return each run's logged checkpoint steps (in line order), keyed
+    ``<model_dir>#<upload variant>`` (a model's run and its epoch run carry the same model_dir)."""
     found: Dict[str, List[int]] = {}
     for record in get_json(base_url + "/_test/runs")["runs"]:
-        model = record["config"].get("model_dir", record["run_id"])
-        found[model] = [row["checkpoint_step"] for row in record["history"] if "checkpoint_step" in row]
+        config = record["config"]
+        run = "{}#{}".format(
+            config.get("model_dir", record["run_id"]), config.get("upload_variant", "ckpt_step")
+        )
+        found[run] = [row["checkpoint_step"] for row in record["history"] if "checkpoint_step" in row]
     return found
 
 
@@ -170,7 +82,7 @@ def expected_steps(workdir: Path) -> Dict[str, List[int]]:
             if c.name.split("-", 1)[-1].isdigit()
             and any((c / n).exists() for n in ("metrics.json", "metrics.tsv"))
         ]
-        expected[model.name] = sorted(steps)
+        expected.update({f"{model.name}#{variant}": sorted(steps) for variant in VARIANTS})
     return expected
 
 
@@ -199,41 +111,25 @@ def heartbeat(compose: Compose) -> Dict[str, Any]:
         return {}
 
 
-def write_env_file(path: Path, keys: Path, ssh_port: int, wandb_url: str) -> None:
-    settings = {
-        "COMPOSE_PROJECT_NAME": PROJECT,
-        "COMPOSE_PROFILES": "demo",
-        "IMAGE_TAG": IMAGE_TAG,
-        "PULL_HOST": "127.0.0.1",
-        "PULL_PORT": ssh_port,
-        "DEMO_SSH_PORT": ssh_port,
-        "PULL_USER": "eval",
-        "PULL_REMOTE_OUTBOX": "/data/outbox",
-        "PULL_CONSUMER": "e2e-uploader",
-        "PULL_IDENTITY": keys / "id_ed25519",
-        "PULL_KNOWN_HOSTS": keys / "known_hosts",
-        "WANDB_API_KEY_FILE": keys / "wandb_api_key",
-        "DEMO_HOST_KEY_FILE": keys / "ssh_host_ed25519_key",
-        "DEMO_AUTHORIZED_KEYS_FILE": keys / "authorized_keys",
-        "WANDB_MODE": "online",
-        "WANDB_BASE_URL": wandb_url,
-        "POLL_INTERVAL_SECONDS": POLL_SECONDS,
-        "DEMO_PACK_INTERVAL_SECONDS": PACK_SECONDS,
-        "HEALTHCHECK_INTERVAL": "2s",
-        "HEALTHCHECK_START_PERIOD": "30s",
-        "STOP_GRACE_PERIOD": "60s",
-    }
-    path.write_text("".join("{}={}\n".format(k, v) for k, v in settings.items()))
-
-
 def test_demo_profile_uploads_every_checkpoint_exactly_once(
-    images: Path, wandb_server: str, tmp_path: Path
+    images: Path, wandb_http_server: str, tmp_path: Path
 ) -> None:
+    wandb_server = wandb_http_server
     keys, ssh_port = tmp_path / "keys", free_port()
     env = dict(base_env(), DEMO_SSH_PORT=str(ssh_port), WANDB_API_KEY=DEFAULT_API_KEY)
     run(["bash", str(DEMO_KEYS), str(keys)], timeout=60, env=env)
     env_file = tmp_path / "e2e.env"
-    write_env_file(env_file, keys, ssh_port, wandb_server)
+    write_env_file(
+        env_file,
+        keys,
+        ssh_port,
+        COMPOSE_PROJECT_NAME=PROJECT,
+        PULL_CONSUMER="e2e-uploader",
+        WANDB_MODE="online",
+        WANDB_BASE_URL=wandb_server,
+        POLL_INTERVAL_SECONDS=POLL_SECONDS,
+        DEMO_PACK_INTERVAL_SECONDS=PACK_SECONDS,
+    )
     compose = Compose(env_file)
     expected = expected_steps(tmp_path / "sample")
 
@@ -276,7 +172,8 @@ def test_demo_profile_uploads_every_checkpoint_exactly_once(
             timeout=60,
         ).stdout.split()
         model, step = added[1], int(added[2].split("-", 1)[1])  # "added <model> checkpoint-<step>"
-        expected[model] = sorted(expected[model] + [step])
+        for variant in VARIANTS:
+            expected[f"{model}#{variant}"] = sorted(expected[f"{model}#{variant}"] + [step])
         wait_until(
             "the added checkpoint {} of {}".format(step, model),
             lambda: landed_once(wandb_server, expected),
@@ -284,6 +181,15 @@ def test_demo_profile_uploads_every_checkpoint_exactly_once(
             diagnose,
         )
         TIMER.measure("added checkpoint landed", began)
+        landed_at = time.time()
+        wait_until(  # the cycle that logged it has finished and saved its state: nothing in flight
+            "the uploader idle after the added checkpoint",
+            lambda: (
+                heartbeat(compose).get("phase") == "idle" and heartbeat(compose).get("time", 0) > landed_at
+            ),
+            120,
+            diagnose,
+        )
 
         before, uploads_before = steps_by_model(wandb_server), uploads_seen(wandb_server)
         began = time.monotonic()
@@ -323,7 +229,6 @@ def test_demo_profile_uploads_every_checkpoint_exactly_once(
             timeout=30,
         ).stdout.split()
         assert not left, "volumes left after down -v: {}".format(left)
-        print("\ncontainer e2e timings:\n" + TIMER.report())
 
 
 def test_remote_image_packs_a_results_tree_as_the_calling_user(images: Path, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ and that .env.template explains every variable compose.yaml reads."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ DOCKERFILES = sorted((ROOT / "docker").glob("*.Dockerfile"))
 COMPOSE = ROOT / "compose.yaml"
 TEMPLATE = ROOT / ".env.template"
 DEMO_ENV = ROOT / "docker" / "demo.env"
+CLUSTER_B = ROOT / "docker" / "cluster-b.env.example"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def compose_cli() -> None:
     run(["bash", str(ENGINE), "compose"], timeout=60)
 
 
-@pytest.mark.parametrize("env_file", [TEMPLATE, DEMO_ENV], ids=lambda p: p.name)
+@pytest.mark.parametrize("env_file", [TEMPLATE, DEMO_ENV, CLUSTER_B], ids=lambda p: p.name)
 @pytest.mark.parametrize("overlay", [False, True], ids=["plain", "build-ca"])
 def test_compose_config_is_valid(compose_cli: None, env_file: Path, overlay: bool, tmp_path: Path) -> None:
     argv = [
@@ -121,3 +123,41 @@ def test_preflight_names_missing_and_unreadable_secrets(compose_cli: None, tmp_p
     key.chmod(0o644)
     assert run(["bash", preflight, str(env_file)], timeout=60, check=False).returncode == 0
     assert run(["bash", preflight, str(tmp_path / "absent.env")], timeout=60, check=False).returncode == 2
+
+
+def test_docker_check_names_make_engine_start_when_no_engine_answers(compose_cli: None) -> None:
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        "DOCKER_HOST": "unix:///nonexistent.sock",
+    }
+    result = run(["bash", str(ROOT / "docker" / "check-docker.sh")], timeout=60, env=env, check=False)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Error: no Docker engine answers: Cannot connect to the Docker daemon")
+    assert lines[1].startswith("Hint: make engine-start")
+
+
+def test_several_clusters_run_as_compose_projects_with_their_own_volumes_and_secrets(
+    compose_cli: None,
+) -> None:
+    """One uploader per cluster: the same compose.yaml, one env file (and project name) each."""
+
+    def config(env_file: Path) -> dict:
+        argv = ["docker", "compose", "--project-directory", str(ROOT), "--env-file", str(env_file)]
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home())}
+        result = run(argv + ["-f", str(COMPOSE), "config", "--format", "json"], timeout=60, env=env)
+        return json.loads(result.stdout)
+
+    first, second = config(TEMPLATE), config(CLUSTER_B)
+    assert (first["name"], second["name"]) == ("wandb-eval", "wandb-eval-cluster-b")
+    volumes = [{v["name"] for v in c["volumes"].values()} for c in (first, second)]
+    assert volumes[0].isdisjoint(volumes[1]) and "wandb-eval-cluster-b_state" in volumes[1]
+    assert first["secrets"]["ssh_key"]["file"] != second["secrets"]["ssh_key"]["file"]
+    assert second["services"]["uploader"]["environment"]["PULL_HOST"] == "gpu-b01"
+    from remote.contract.options import TABLE
+    from tests.test_options import NOT_OPTIONS
+
+    known = {o.env for o in TABLE.values()} | set(NOT_OPTIONS) | {"COMPOSE_PROJECT_NAME"}
+    names = re.findall(r"^([A-Z_][A-Z0-9_]*)=", CLUSTER_B.read_text(), re.MULTILINE)
+    assert "COMPOSE_PROJECT_NAME" in names and set(names) <= known

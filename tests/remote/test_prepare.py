@@ -204,4 +204,5 @@ def test_prepare_missing_results_root_is_a_one_line_error(
 ) -> None:
     assert main(["prepare-manifest", "--results-root", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("Error: results root not found:") and "Hint: pass --results-root" in err
+    # The flag was passed: the hint is to check the path, not to pass the flag.
+    assert err.startswith("Error: results root not found:") and "Hint: check the path" in err

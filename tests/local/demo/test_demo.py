@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from local.cli.main import main
+from remote.contract.options import TABLE
 from remote.demo.sample import SAMPLE_MODELS
+from tests.fixtures.trees import REPO_ROOT
 
 
 def test_demo_uploads_every_sample_checkpoint_then_only_the_new_one(
@@ -29,6 +34,14 @@ def test_demo_uploads_every_sample_checkpoint_then_only_the_new_one(
         line.startswith(first) and line.split()[2] == str(len(SAMPLE_MODELS[0][1]) + 1)
         for line in out.splitlines()
     )
+    # Offline mode: the table is labelled as such (its state is apart from online uploads).
+    assert (
+        "W&B offline mode: local run files, not in W&B (state: {})".format(
+            workdir / "local" / "state" / "offline"
+        )
+        in out
+    )
+    assert "see this table again: make status" in out
     # It ends with the report of the demo's data, and says where its page is.
     index = workdir / "local" / "report" / "index.html"
     assert (
@@ -79,3 +92,64 @@ def test_demo_never_writes_into_the_users_real_runs(tmp_path: Path, monkeypatch:
     }
     assert all(m.wandb_project == "wandb-eval-pipeline-demo" for m in models)
     assert all(m.wandb_run_id.startswith("demo-") and m.wandb_run_id not in real_ids for m in models)
+
+
+def test_demo_never_deletes_the_compose_demos_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `make demo` once deleted .demo/compose (the compose demo's keys, mounted into its running
+    # containers): the walkthrough now works in .demo/walkthrough and deletes only its own folders.
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("DEMO_WORKDIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    keys = tmp_path / ".demo" / "compose"
+    keys.mkdir(parents=True)
+    (keys / "known_hosts").write_text("[127.0.0.1]:2222 ssh-ed25519 AAAA\n")
+    assert main(["demo"]) == 0  # the default work directory, as `make demo` uses it
+    assert main(["demo"]) == 0  # and again: the reset deletes only the demo's own folders
+    assert (tmp_path / ".demo" / "walkthrough" / "local" / "results").is_dir()
+    assert main(["demo", "--workdir", ".demo"]) == 2  # the parent folder: refused, nothing deleted
+    assert (keys / "known_hosts").read_text().startswith("[127.0.0.1]:2222")
+
+
+def test_demo_work_directories_of_the_two_demos_are_apart() -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    walkthrough = re.search(r"^DEMO_WORKDIR \?= (\S+)$", makefile, re.MULTILINE)
+    assert walkthrough and walkthrough.group(1) == TABLE["workdir"].default == ".demo/walkthrough"
+    compose_keys = re.search(
+        r"^keys=\$\{DEMO_KEYS_DIR:-(\S+)\}$",
+        (REPO_ROOT / "docker" / "demo-compose.sh").read_text(),
+        re.MULTILINE,
+    )
+    assert compose_keys and compose_keys.group(1) == ".demo/compose"
+    assert "./.demo/compose/" in (REPO_ROOT / "docker" / "demo.env").read_text()
+
+
+def test_make_status_after_make_demo_shows_the_demos_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The README's first hour: `make demo`, then `make status` (no results of one's own yet).
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("DEMO_WORKDIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0  # what `make demo` runs, from the folder `make` runs in
+    venv = Path(sys.executable).parent.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("RESULTS_ROOT", "STATE_DIR", "MAKEFLAGS")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    make = [
+        "make",
+        "-s",
+        "-f",
+        str(REPO_ROOT / "Makefile"),
+        "status",
+        f"VENV={venv}",
+        "-o",
+        f"{venv}/.installed",
+    ]
+    done = subprocess.run(make, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "No results in ./results yet; showing the demo's (.demo/walkthrough/local):"
+    assert lines[1].startswith("W&B offline mode: local run files, not in W&B")
+    first, steps = SAMPLE_MODELS[0]
+    assert next(line for line in lines if line.startswith(first)).split()[2] == str(len(steps) + 1)

@@ -17,7 +17,7 @@ import local.service.cycle
 from local.cli.main import main
 from local.cli.service import load_api_key_file
 from local.errors import TransientError
-from local.service.heartbeat import check_health
+from local.service.heartbeat import HealthRule, check_health
 from local.upload.state import load_state, mode_state_dir, state_path
 from remote import cli as remote_cli
 from remote.contract.manifest import load_manifest
@@ -134,6 +134,7 @@ def test_orchestrate_loop_survives_failed_steps_and_records_them_in_the_heartbea
     document = json.loads(heartbeat.read_text())
     assert code == 0 and document["cycle"] == 3 and document["phase"] == "idle"
     assert document["last_exit_code"] == 2 and "manifest not found" in document["last_errors"][0]
+    assert document["failed_cycles"] == 3 and document["last_success"] is None
 
 
 def test_orchestrate_run_stops_on_sigterm_after_the_current_step(tmp_path: Path, remote_side: Path) -> None:
@@ -184,10 +185,11 @@ def test_orchestrate_second_service_on_one_state_dir_exits_at_once(
 
 def test_orchestrate_health_reports_missing_and_stale_heartbeats(tmp_path: Path) -> None:
     heartbeat = tmp_path / "heartbeat.json"
-    assert "no heartbeat" in (check_health(str(heartbeat), 600) or "")
+    rule = HealthRule(max_age=600)
+    assert "no heartbeat" in (check_health(str(heartbeat), rule) or "")
     heartbeat.write_text(json.dumps({"time": 1000.0}))
-    assert check_health(str(heartbeat), 600, now=1500.0) is None
-    assert "stuck or dead" in (check_health(str(heartbeat), 600, now=2000.0) or "")
+    assert check_health(str(heartbeat), rule, now=1500.0) is None
+    assert "stuck or dead" in (check_health(str(heartbeat), rule, now=2000.0) or "")
     assert main(["health", "--heartbeat-file", str(heartbeat)]) == 1
 
 
@@ -239,7 +241,7 @@ def test_orchestrate_health_and_status_never_load_the_sdk_or_ssh(tmp_path: Path)
         text=True,
         timeout=60,
     )
-    assert "LOADED [] [0, 1]" in result.stdout, result.stdout + result.stderr
+    assert "LOADED [] [0, 0]" in result.stdout, result.stdout + result.stderr
 
 
 def test_orchestrate_disk_error_in_one_step_is_reported_and_the_cycle_goes_on(
