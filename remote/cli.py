@@ -20,6 +20,7 @@ from remote.contract.options import OptionEnvError, add_options
 from remote.pack import PackError, PackOptions, PackReport, pack
 from remote.packplan import Filters
 from remote.prepare import ManifestOptions, ManifestReport, OverridesError, prepare_manifest
+from remote.scan import shown
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def manifest_options(args: argparse.Namespace, output: str) -> ManifestOptions:
 def print_manifest_report(report: ManifestReport, per_model: bool = True) -> None:
     """Print what prepare-manifest wrote, skipped and warned about."""
     verb = "written" if report.written else "unchanged"
-    print(f"Manifest {verb}: {report.path} ({len(report.models)} models)")
+    print(f"Manifest {verb}: {shown(report.path)} ({len(report.models)} models)")
     for warning in report.warnings:
         log.warning("%s", warning)
     if not per_model:
@@ -111,7 +112,7 @@ def print_manifest_report(report: ManifestReport, per_model: bool = True) -> Non
             )
         )
     for skipped in report.skipped:
-        print(f"  skipped {skipped.path}: {skipped.reason}")
+        print(f"  {skipped.line()}")
 
 
 def run_prepare(args: argparse.Namespace) -> int:
@@ -133,15 +134,15 @@ def print_pack_report(report: PackReport) -> None:
         ("over the size limit", len(plan.too_large)),
         ("excluded by name", len(plan.excluded)),
         ("changing while read, packed next time", len(report.changing)),
-        ("symlinks or special files", len(report.skipped)),
+        ("skipped (listed below)", len(report.skipped)),
     ]
     details = ", ".join(f"{count} {what}" for what, count in held if count)
     if details:
         print("Not packed: " + details)
     for path in report.changing:
-        log.info("changing while read: %s", path)
+        log.info("changing while read: %s", shown(path))
     for skipped in report.skipped:
-        print(f"  skipped {skipped.path}: {skipped.reason}")
+        print(f"  {skipped.line()}")
     if report.deleted:
         print("Removed from outbox: " + ", ".join(report.deleted))
 

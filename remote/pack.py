@@ -31,7 +31,7 @@ from remote.contract.names import (
     TEMP_PREFIX,
 )
 from remote.packplan import FilePlan, Filters, choose_kind, orphan_names, plan_files, plan_retention
-from remote.scan import FileStat, Skipped, snapshot
+from remote.scan import FileStat, Skipped, shown, snapshot
 
 log = logging.getLogger(__name__)
 SNAPSHOT_VERSION = 1
@@ -146,7 +146,7 @@ def _read_or_none(path: str, expected: FileStat) -> Optional[bytes]:
     try:
         return read_stable(path, expected)
     except OSError as exc:
-        log.warning("not packed this time: %s (%s)", path, exc.strerror or exc)
+        log.warning("not packed this time: %s (%s)", shown(path), exc.strerror or exc)
         return None
 
 

@@ -24,7 +24,7 @@ from remote.contract.manifest import (
     infer_cb_setting,
     infer_dataset,
 )
-from remote.scan import Skipped, discover_models
+from remote.scan import Skipped, discover_models, shown
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,8 @@ def prepare_manifest(options: ManifestOptions) -> ManifestReport:
         )
         for name in model_dirs
     ]
-    results_root = os.path.abspath(options.results_root)
+    # Informational only, but JSON text: a root whose own path is not UTF-8 is written escaped.
+    results_root = shown(os.path.abspath(options.results_root))
     unchanged = (
         existing is not None
         and existing.get("version") == MANIFEST_VERSION

@@ -13,15 +13,35 @@ import stat
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from remote.contract.outbox import is_utf8_name
 from remote.contract.tree import CHECKPOINT_PREFIX, checkpoint_step
+
+# The bundle format allows only UTF-8 member names (remote.contract.outbox), and the manifest is
+# JSON text, so such an entry is left where it is and named in the skipped list instead.
+NOT_UTF8 = "name is not valid UTF-8 (bytes shown as \\xNN), never packed; rename it"
+# Shown as \xNN so that one skipped entry is always one line on any terminal.
+_CONTROL_CHARS = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]}
 
 
 @dataclass(frozen=True)
 class Skipped:
-    """An entry the scan passed over, and why (relative to the results root)."""
+    """An entry the scan passed over, and why (relative to the results root, as ``os`` named it)."""
 
     path: str
     reason: str
+
+    def line(self) -> str:
+        """Given a skipped entry, return the one line that reports it, its path in printable form."""
+        return f"skipped {shown(self.path)}: {self.reason}"
+
+
+def shown(path: str) -> str:
+    """Given a path as ``os`` returns it, return it printable on one line.
+
+    Bytes that are not UTF-8 and control characters (a newline in a name) become ``\\xNN``, so
+    printing never fails on a strict terminal encoding and never spans lines.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace").translate(_CONTROL_CHARS)
 
 
 @dataclass(frozen=True)
@@ -60,7 +80,9 @@ def model_checkpoints(model_path: str) -> Tuple[List[int], List[Skipped]]:
             continue
         label = f"{model_dir}/{entry.name}"
         step = checkpoint_step(entry.name)
-        if entry.is_symlink():
+        if not is_utf8_name(entry.name):
+            skipped.append(Skipped(label, NOT_UTF8))
+        elif entry.is_symlink():
             skipped.append(Skipped(label, "symlink (not followed)"))
         elif step is None:
             skipped.append(Skipped(label, "not a numeric checkpoint-<step> folder"))
@@ -83,6 +105,10 @@ def discover_models(results_root: str) -> Tuple[List[str], List[Skipped]]:
     for entry in entries:
         if entry.name.startswith("."):
             continue  # the manifest, ledgers and tool folders live here on purpose
+        if not is_utf8_name(entry.name):
+            if _is_real_dir(entry):  # a file with such a name is no model; pack reports it
+                skipped.append(Skipped(entry.name, NOT_UTF8))
+            continue
         if entry.is_symlink():
             skipped.append(Skipped(entry.name, "symlink (not followed)"))
             continue
@@ -114,6 +140,9 @@ def walk_files(results_root: str) -> Iterator[Tuple[str, Optional[FileStat], Opt
         for entry in entries:
             relative = f"{relative_dir}/{entry.name}" if relative_dir else entry.name
             if entry.name.startswith("."):
+                continue
+            if not is_utf8_name(entry.name):  # nor is anything below such a directory
+                yield relative, None, Skipped(relative, NOT_UTF8)
                 continue
             try:
                 info = entry.stat(follow_symlinks=False)
