@@ -44,7 +44,7 @@ MANIFEST_OPTIONS = (
     "default_eval_split",
     "run_id_prefix",
 )
-PACK_OPTIONS = ("outbox", "no_manifest", "full", "keep", "max_file_mb", "exclude")
+PACK_OPTIONS = ("outbox", "no_manifest", "full", "keep", "max_file_mb", "exclude", "jobs")
 
 
 def _subparser(
@@ -125,14 +125,14 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 def print_pack_report(report: PackReport) -> None:
     """Print what pack published and what it left behind, with the reasons."""
-    plan, record = report.plan, report.record
+    tally, record = report.tally, report.record
     if record is None:
-        print(f"Nothing new to pack ({plan.unchanged} files unchanged).")
+        print(f"Nothing new to pack ({tally.unchanged} files unchanged).")
     else:
         print(f"Published {record.name}: {record.kind}, {record.files} files, {record.size} bytes")
     held = [
-        ("over the size limit", len(plan.too_large)),
-        ("excluded by name", len(plan.excluded)),
+        ("over the size limit", tally.too_large),
+        ("excluded by name", tally.excluded),
         ("changing while read, packed next time", len(report.changing)),
         ("skipped (listed below)", len(report.skipped)),
     ]
@@ -153,13 +153,14 @@ def run_pack(args: argparse.Namespace) -> int:
     manifest_path = os.path.join(args.results_root, MANIFEST_NAME)
     if args.no_manifest and not os.path.isfile(manifest_path):
         raise UsageError(f"no manifest at {manifest_path}", "run without --no-manifest")
-    if args.keep < 1 or args.max_file_mb <= 0:
-        raise UsageError("--keep must be at least 1 and --max-file-mb positive", "see --help")
+    if args.keep < 1 or args.max_file_mb <= 0 or args.jobs < 1:
+        raise UsageError("--keep and --jobs must be at least 1 and --max-file-mb positive", "see --help")
     if not args.no_manifest:
         print_manifest_report(prepare_manifest(manifest_options(args, manifest_path)), per_model=False)
     excludes = tuple(name.strip() for name in args.exclude.split(",") if name.strip())
     filters = Filters(int(args.max_file_mb * 1024 * 1024), excludes)
-    print_pack_report(pack(PackOptions(args.results_root, args.outbox, args.full, args.keep, filters)))
+    options = PackOptions(args.results_root, args.outbox, args.full, args.keep, filters, args.jobs)
+    print_pack_report(pack(options))
     return EXIT_OK
 
 

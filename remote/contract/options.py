@@ -78,6 +78,13 @@ _REMOTE = (
         "final_result.json,rollout.json",
         "basenames that never travel, comma-separated",
     ),
+    _option(
+        "--jobs",
+        "PACK_JOBS",
+        "int",
+        2,
+        "processes that read and compress (capped at the CPUs this process may use)",
+    ),
 )
 
 _LOGGING = (

@@ -1,0 +1,179 @@
+"""Write one bundle and the snapshot that goes with it, without publishing either.
+
+The pack's own process visits the results root (the manifest first, then the root's files);
+each top-level folder is a unit (:mod:`remote.packunit`), packed here or, for trees with many
+of them, by a small pool of worker processes. Results are taken in unit order, so the bundle's
+pieces and the snapshot's records come out in the same order on every run. Memory holds a few
+units' results at a time, never a list of the tree's files. Standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import itertools
+import multiprocessing
+import os
+import tempfile
+import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from typing import Any, BinaryIO, Deque, Iterator, List, Optional, Sequence, Set
+
+from remote.contract.names import TEMP_PREFIX
+from remote.packplan import STAMP_MARGIN_NS, Filters, Tally
+from remote.packunit import Walker, pack_unit
+from remote.scan import Skipped
+from remote.snapshot import RecordCursor, Snapshot, SnapshotWriter
+from remote.tarstream import GzipAssembler
+from remote.units import UnitResult, UnitTask, release_spools
+
+# Below this many top-level folders, starting worker processes costs more than it saves.
+POOL_MIN_UNITS = 32
+# Units handed out ahead of the one being stitched, per worker: bounds memory, keeps workers busy.
+WINDOW_PER_WORKER = 4
+
+
+class PackError(RuntimeError):
+    """The outbox cannot be used (corrupt index, unwritable directory), or a worker died."""
+
+
+@dataclass
+class Bundle:
+    """A written but unpublished bundle, the snapshot that describes it, and what to report."""
+
+    path: str
+    snapshot: SnapshotWriter
+    size: int = 0
+    sha256: str = ""
+    manifest_changed: bool = False
+    manifest_packed: bool = False
+    tally: Tally = field(default_factory=Tally)
+    changing: List[str] = field(default_factory=list)
+    skipped: List[Skipped] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+    @property
+    def members(self) -> int:
+        """Return how many files the bundle holds (the manifest included)."""
+        return self.tally.included + int(self.manifest_packed)
+
+    def take(self, result: UnitResult) -> None:
+        """Given a unit's result, account for what it packed and what it reports."""
+        self.tally.add(result.tally)
+        self.changing += result.changing
+        self.skipped += result.skipped
+        self.warnings += result.warnings
+
+    def discard(self) -> None:
+        """Delete the unpublished bundle and snapshot."""
+        self.snapshot.discard()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+class _HashingWriter(io.RawIOBase):
+    """A write-only file object that hashes and counts what passes through it."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self.target = target
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self.target.write(chunk)
+        self.sha256.update(chunk)
+        self.size += len(chunk)
+        return len(chunk)
+
+
+def worker_count(asked: int) -> int:
+    """Given the workers asked for, return how many this machine lets the process use."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    available = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+    return max(1, min(asked, available))
+
+
+def run_units(tasks: Sequence[UnitTask], workers: int) -> Iterator[UnitResult]:
+    """Given the units' tasks, yield their results in order, from worker processes when it pays.
+
+    Workers are started fresh (``spawn``): they inherit no open file, so not the outbox lock.
+    """
+    if workers < 2 or len(tasks) < POOL_MIN_UNITS:
+        yield from (pack_unit(task) for task in tasks)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        window: Deque[Future] = deque()
+        try:
+            for task in tasks:
+                window.append(pool.submit(pack_unit, task))
+                if len(window) >= workers * WINDOW_PER_WORKER:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+        except BrokenProcessPool as exc:
+            raise PackError(f"a pack worker process died ({exc}); run pack again") from exc
+
+
+def write_bundle(
+    root: str, outbox_dir: str, old: Optional[Snapshot], full: bool, filters: Filters, workers: int
+) -> Bundle:
+    """Given the tree, the outbox and the previous snapshot (None: full), write bundle and snapshot.
+
+    Both stay under temporary names in the outbox; the caller publishes or discards them.
+    """
+    trust_before_ns = time.time_ns() - STAMP_MARGIN_NS
+    base = UnitTask(root, "", outbox_dir, full, filters, trust_before_ns, old.path if old else "")
+    fd, path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=outbox_dir)
+    snapshot_fd, snapshot_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=outbox_dir)
+    os.close(snapshot_fd)
+    bundle = Bundle(path, SnapshotWriter(snapshot_path))
+    spool_paths: Set[str] = set()
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            writer = _HashingWriter(raw)
+            _assemble(bundle, GzipAssembler(writer), base, old, workers, spool_paths)
+            raw.flush()
+            os.fsync(raw.fileno())
+            os.fchmod(raw.fileno(), 0o644)  # readable by the SFTP account, which may not be the packer's
+        bundle.size, bundle.sha256 = writer.size, writer.sha256.hexdigest()
+    except BaseException:
+        bundle.discard()
+        raise
+    finally:
+        release_spools()
+        for spool in spool_paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(spool)
+    return bundle
+
+
+def _assemble(
+    bundle: Bundle,
+    gzip: GzipAssembler,
+    base: UnitTask,
+    old: Optional[Snapshot],
+    workers: int,
+    spool_paths: Set[str],
+) -> None:
+    """Given an open bundle, stitch the root's piece and every unit's piece and records in order."""
+    walker = Walker(base)
+    old_root = RecordCursor(old.lines("")).take("") if old else None
+    units, bundle.manifest_changed = walker.visit_root(old_root)
+    bundle.manifest_packed = walker.manifest_packed
+    units_at = old.units if old else {}
+    tasks = [replace(base, unit=unit, records_at=units_at.get(unit, (0, 0))) for unit in units]
+    for result in itertools.chain([walker.finish()], run_units(tasks, workers)):
+        spool_paths.update((result.piece.path, result.records[0]))
+        gzip.append(result.piece)
+        bundle.snapshot.copy(result.unit, *result.records)
+        bundle.take(result)
+    gzip.finish()

@@ -1,0 +1,94 @@
+"""A unit of ``pack``'s work, what it gives back, and the scratch files it writes to.
+
+A *unit* is one top-level folder of the results root. Units share nothing, so ``pack`` can give
+them to several processes (:mod:`remote.bundle`); the task and result are small picklable
+values, and the bulky output (a compressed tar piece, snapshot records) goes to two spool files
+per process, which the pack's own process reads back in unit order. Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
+
+from remote.contract.names import SPOOL_PREFIX
+from remote.packplan import Filters, Tally
+from remote.scan import Skipped
+from remote.tarstream import Piece, Spool
+
+_RECORDS_FLUSH_AT = 1 << 20
+
+
+@dataclass(frozen=True)
+class UnitTask:
+    """What one unit needs: the tree, the rules, and where its previous records are (if any)."""
+
+    results_root: str
+    unit: str
+    spool_dir: str
+    full: bool
+    filters: Filters
+    trust_before_ns: int
+    snapshot_path: str = ""
+    records_at: Tuple[int, int] = (0, 0)
+
+
+@dataclass
+class UnitResult:
+    """What one unit produced: its piece, where its records are, and what to report."""
+
+    unit: str
+    piece: Piece
+    records: Tuple[str, int, int]
+    tally: Tally = field(default_factory=Tally)
+    changing: List[str] = field(default_factory=list)
+    skipped: List[Skipped] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+
+_SPOOLS: Dict[str, Tuple[Spool, Spool]] = {}
+
+
+def spools(directory: str) -> Tuple[Spool, Spool]:
+    """Given the outbox, return this process's spools for tar pieces and records (made once)."""
+    if directory not in _SPOOLS:
+        base = os.path.join(directory, f"{SPOOL_PREFIX}{os.getpid()}")
+        _SPOOLS[directory] = (Spool(base + ".tar"), Spool(base + ".rec"))
+    return _SPOOLS[directory]
+
+
+def release_spools() -> None:
+    """Close and delete this process's spools (a pack's own process, when the pack ends)."""
+    while _SPOOLS:
+        for spool in _SPOOLS.popitem()[1]:
+            spool.close()
+            if os.path.exists(spool.path):
+                os.unlink(spool.path)
+
+
+class RecordWriter:
+    """Given a spool, write a unit's snapshot record lines to it in batches."""
+
+    def __init__(self, spool: Spool) -> None:
+        self._spool, self._start = spool, spool.offset
+        self._lines: List[str] = []
+        self._size = 0
+
+    def append(self, line: str) -> None:
+        """Given one record line (without newline), queue it."""
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size >= _RECORDS_FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the queued lines."""
+        if self._lines:
+            self._spool.write(("\n".join(self._lines) + "\n").encode("utf-8"))
+            self._lines, self._size = [], 0
+
+    def finish(self) -> Tuple[str, int, int]:
+        """Write what is queued; return the spool's path and where the unit's lines are."""
+        self.flush()
+        return self._spool.path, self._start, self._spool.offset - self._start
