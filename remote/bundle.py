@@ -21,7 +21,7 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO, Deque, Iterator, List, Optional, Sequence, Set
+from typing import Any, BinaryIO, Deque, Iterator, List, Optional, Sequence, Set, Tuple
 
 from remote.contract.names import TEMP_PREFIX
 from remote.packplan import STAMP_MARGIN_NS, Filters, Tally
@@ -33,8 +33,9 @@ from remote.units import UnitResult, UnitTask, release_spools
 
 # Below this many top-level folders, starting worker processes costs more than it saves.
 POOL_MIN_UNITS = 32
-# Units handed out ahead of the one being stitched, per worker: bounds memory, keeps workers busy.
-WINDOW_PER_WORKER = 4
+# Batches handed out ahead of the one being stitched, per worker: bounds memory, keeps workers busy.
+WINDOW_PER_WORKER = 3
+UNITS_PER_BATCH = 16
 
 
 class PackError(RuntimeError):
@@ -46,7 +47,8 @@ class Bundle:
     """A written but unpublished bundle, the snapshot that describes it, and what to report."""
 
     path: str
-    snapshot: SnapshotWriter
+    full: bool
+    snapshot: Optional[SnapshotWriter] = None  # written only for a bundle worth publishing
     size: int = 0
     sha256: str = ""
     manifest_changed: bool = False
@@ -55,6 +57,11 @@ class Bundle:
     changing: List[str] = field(default_factory=list)
     skipped: List[Skipped] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+
+    @property
+    def publishable(self) -> bool:
+        """Tell whether the bundle is worth publishing: full, or anything new (the manifest too)."""
+        return self.full or self.tally.included > 0 or self.manifest_changed
 
     @property
     def members(self) -> int:
@@ -70,7 +77,8 @@ class Bundle:
 
     def discard(self) -> None:
         """Delete the unpublished bundle and snapshot."""
-        self.snapshot.discard()
+        if self.snapshot is not None:
+            self.snapshot.discard()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
@@ -105,22 +113,30 @@ def run_units(tasks: Sequence[UnitTask], workers: int) -> Iterator[UnitResult]:
     """Given the units' tasks, yield their results in order, from worker processes when it pays.
 
     Workers are started fresh (``spawn``): they inherit no open file, so not the outbox lock.
+    Units go to them in batches: handing one over costs about as much as packing an
+    unchanged one.
     """
     if workers < 2 or len(tasks) < POOL_MIN_UNITS:
         yield from (pack_unit(task) for task in tasks)
         return
+    batches = [tasks[start : start + UNITS_PER_BATCH] for start in range(0, len(tasks), UNITS_PER_BATCH)]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         window: Deque[Future] = deque()
         try:
-            for task in tasks:
-                window.append(pool.submit(pack_unit, task))
+            for batch in batches:
+                window.append(pool.submit(pack_units, batch))
                 if len(window) >= workers * WINDOW_PER_WORKER:
-                    yield window.popleft().result()
+                    yield from window.popleft().result()
             while window:
-                yield window.popleft().result()
+                yield from window.popleft().result()
         except BrokenProcessPool as exc:
             raise PackError(f"a pack worker process died ({exc}); run pack again") from exc
+
+
+def pack_units(tasks: Sequence[UnitTask]) -> List[UnitResult]:
+    """Given a batch of units, pack each in turn (in a worker process)."""
+    return [pack_unit(task) for task in tasks]
 
 
 def write_bundle(
@@ -128,23 +144,25 @@ def write_bundle(
 ) -> Bundle:
     """Given the tree, the outbox and the previous snapshot (None: full), write bundle and snapshot.
 
-    Both stay under temporary names in the outbox; the caller publishes or discards them.
+    Both stay under temporary names in the outbox for the caller to publish or discard; the
+    snapshot is written only when the bundle is worth publishing.
     """
     trust_before_ns = time.time_ns() - STAMP_MARGIN_NS
     base = UnitTask(root, "", outbox_dir, full, filters, trust_before_ns, old.path if old else "")
     fd, path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=outbox_dir)
-    snapshot_fd, snapshot_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=outbox_dir)
-    os.close(snapshot_fd)
-    bundle = Bundle(path, SnapshotWriter(snapshot_path))
+    bundle = Bundle(path, full)
+    segments: List[Tuple[str, str, int, int]] = []  # per unit: where its new records are
     spool_paths: Set[str] = set()
     try:
         with os.fdopen(fd, "wb") as raw:
             writer = _HashingWriter(raw)
-            _assemble(bundle, GzipAssembler(writer), base, old, workers, spool_paths)
+            _assemble(bundle, GzipAssembler(writer), base, old, workers, segments, spool_paths)
             raw.flush()
             os.fsync(raw.fileno())
             os.fchmod(raw.fileno(), 0o644)  # readable by the SFTP account, which may not be the packer's
         bundle.size, bundle.sha256 = writer.size, writer.sha256.hexdigest()
+        if bundle.publishable:
+            bundle.snapshot = _write_snapshot(outbox_dir, segments)
     except BaseException:
         bundle.discard()
         raise
@@ -156,15 +174,30 @@ def write_bundle(
     return bundle
 
 
+def _write_snapshot(outbox_dir: str, segments: List[Tuple[str, str, int, int]]) -> SnapshotWriter:
+    """Given where each unit's records are (in spools or in the old snapshot), write the new one."""
+    snapshot_fd, snapshot_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=outbox_dir)
+    os.close(snapshot_fd)
+    snapshot = SnapshotWriter(snapshot_path)
+    try:
+        for unit, source, offset, size in segments:
+            snapshot.copy(unit, source, offset, size)
+    except BaseException:
+        snapshot.discard()
+        raise
+    return snapshot
+
+
 def _assemble(
     bundle: Bundle,
     gzip: GzipAssembler,
     base: UnitTask,
     old: Optional[Snapshot],
     workers: int,
+    segments: List[Tuple[str, str, int, int]],
     spool_paths: Set[str],
 ) -> None:
-    """Given an open bundle, stitch the root's piece and every unit's piece and records in order."""
+    """Given an open bundle, stitch the root's piece and every unit's piece in order; note the records."""
     walker = Walker(base)
     old_root = RecordCursor(old.lines("")).take("") if old else None
     units, bundle.manifest_changed = walker.visit_root(old_root)
@@ -172,8 +205,12 @@ def _assemble(
     units_at = old.units if old else {}
     tasks = [replace(base, unit=unit, records_at=units_at.get(unit, (0, 0))) for unit in units]
     for result in itertools.chain([walker.finish()], run_units(tasks, workers)):
-        spool_paths.update((result.piece.path, result.records[0]))
+        spool_paths.update(result.spool_paths)
+        if result.records is None:  # not one record moved: keep the old snapshot's (if any)
+            if old is not None and result.unit in old.units:
+                segments.append((result.unit, old.path, *old.units[result.unit]))
+        else:
+            segments.append((result.unit, *result.records))
         gzip.append(result.piece)
-        bundle.snapshot.copy(result.unit, *result.records)
         bundle.take(result)
     gzip.finish()

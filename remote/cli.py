@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
 from typing import List, Optional
 
 from remote.contract.exit_codes import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_USAGE, SUMMARY
@@ -156,11 +157,13 @@ def run_pack(args: argparse.Namespace) -> int:
     if args.keep < 1 or args.max_file_mb <= 0 or args.jobs < 1:
         raise UsageError("--keep and --jobs must be at least 1 and --max-file-mb positive", "see --help")
     if not args.no_manifest:
-        print_manifest_report(prepare_manifest(manifest_options(args, manifest_path)), per_model=False)
+        options = replace(manifest_options(args, manifest_path), list_skipped=False)
+        print_manifest_report(prepare_manifest(options), per_model=False)
     excludes = tuple(name.strip() for name in args.exclude.split(",") if name.strip())
     filters = Filters(int(args.max_file_mb * 1024 * 1024), excludes)
-    options = PackOptions(args.results_root, args.outbox, args.full, args.keep, filters, args.jobs)
-    print_pack_report(pack(options))
+    print_pack_report(
+        pack(PackOptions(args.results_root, args.outbox, args.full, args.keep, filters, args.jobs))
+    )
     return EXIT_OK
 
 

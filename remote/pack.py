@@ -150,7 +150,8 @@ def _publish(
     fsync_dir(outbox_dir)
     record = outbox.BundleRecord(seq, kind, name, bundle.size, bundle.sha256, bundle.members, now_iso())
     _publish_index(outbox_dir, records + [record])
-    bundle.snapshot.publish(os.path.join(outbox_dir, PACKER_STATE_NAME), seq)
+    if bundle.snapshot is not None:  # always, for a bundle worth publishing
+        bundle.snapshot.publish(os.path.join(outbox_dir, PACKER_STATE_NAME), seq)
     return record
 
 
@@ -177,7 +178,7 @@ def pack(options: PackOptions) -> PackReport:
         for warning in bundle.warnings:
             log.warning("%s", warning)
         record: Optional[outbox.BundleRecord] = None
-        if full or bundle.tally.included or bundle.manifest_changed:
+        if bundle.publishable:
             record = _publish(options.outbox, bundle, records, kind)
             records.append(record)
         else:

@@ -57,7 +57,8 @@ class Walker:
         self.task = task
         self.piece = PieceWriter(tar_spool)
         self.records = RecordWriter(record_spool)
-        self.result = UnitResult(task.unit, Piece(tar_spool.path, tar_spool.offset, 0, 0, 0), ("", 0, 0))
+        empty = Piece(tar_spool.path, tar_spool.offset, 0, 0, 0)
+        self.result = UnitResult(task.unit, empty, None, (tar_spool.path, record_spool.path))
         self.manifest_packed = False
 
     def walk(self, cursor: RecordCursor) -> UnitResult:
@@ -67,12 +68,12 @@ class Walker:
             relative = stack.pop()
             subdirs = self.visit(relative, cursor.take(relative))
             stack += [f"{relative}/{name}" for name in reversed(subdirs)]
-        return self.finish()
+        return self.finish(cursor.all_taken)
 
-    def finish(self) -> UnitResult:
+    def finish(self, old_records_all_taken: bool = False) -> UnitResult:
         """Close the unit's piece and records; return the result."""
         self.result.piece = self.piece.finish()
-        self.result.records = self.records.finish()
+        self.result.records = self.records.finish(old_records_all_taken)
         return self.result
 
     def visit(self, relative: str, line: Optional[str]) -> List[str]:
@@ -91,7 +92,7 @@ class Walker:
         if reusable:
             subdirs = self.recheck(path, fields)
             if subdirs is not None:
-                self.records.append(str(line))  # nothing moved: the record stays as it was
+                self.records.keep(str(line))  # nothing moved: the record stays as it was
                 return subdirs
         old = parse_record(fields) if fields else None
         if old is not None and reusable:

@@ -47,6 +47,7 @@ class ManifestOptions:
     default_entity: str = ""
     default_eval_split: str = "test"
     run_id_prefix: str = "eval"
+    list_skipped: bool = True  # pack does not print them and walks the tree itself
 
 
 @dataclass
@@ -164,7 +165,7 @@ def build_entry(
 def prepare_manifest(options: ManifestOptions) -> ManifestReport:
     """Given the options, scan the tree and write the manifest if its content changed."""
     overrides = load_overrides(options.overrides) if options.overrides else {}
-    model_dirs, skipped = discover_models(options.results_root)
+    model_dirs, skipped = discover_models(options.results_root, options.list_skipped)
     existing, previous = read_existing(options.output_manifest)
     warnings = [
         f"override for {name!r} ignored: no such model under {options.results_root}"

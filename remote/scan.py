@@ -92,11 +92,26 @@ def model_checkpoints(model_path: str) -> Tuple[List[int], List[Skipped]]:
     return sorted(steps), skipped
 
 
-def discover_models(results_root: str) -> Tuple[List[str], List[Skipped]]:
+def _has_checkpoint(model_path: str) -> bool:
+    """Given a directory, tell whether it holds a real ``checkpoint-<step>`` folder, reading no further."""
+    try:
+        with os.scandir(model_path) as entries:
+            return any(
+                entry.name.startswith(CHECKPOINT_PREFIX)
+                and checkpoint_step(entry.name) is not None
+                and _is_real_dir(entry)
+                for entry in entries
+            )
+    except OSError:
+        return False
+
+
+def discover_models(results_root: str, list_skipped: bool = True) -> Tuple[List[str], List[Skipped]]:
     """Given a results root, return the model directory names (sorted) and what was skipped.
 
     A model is a real (non-symlink, non-hidden) directory holding at least one
-    ``checkpoint-<step>`` directory.
+    ``checkpoint-<step>`` directory. Without ``list_skipped`` a model directory is read only up
+    to its first checkpoint (and what it skips is not listed): ``pack`` walks it all anyway.
     """
     models: List[str] = []
     skipped: List[Skipped] = []
@@ -114,6 +129,9 @@ def discover_models(results_root: str) -> Tuple[List[str], List[Skipped]]:
             skipped.append(Skipped(entry.name, "symlink (not followed)"))
             continue
         if not _is_real_dir(entry):
+            continue
+        if not list_skipped:
+            models += [entry.name] if _has_checkpoint(entry.path) else []
             continue
         steps, inner = model_checkpoints(entry.path)
         skipped.extend(inner)

@@ -111,6 +111,12 @@ class RecordCursor:
     def __init__(self, lines: Iterator[str]) -> None:
         self._lines = lines
         self._line: Optional[str] = next(lines, None)
+        self.passed = 0  # records of directories the walk did not reach (gone since)
+
+    @property
+    def all_taken(self) -> bool:
+        """Tell whether every record was handed out (none left behind, none passed over)."""
+        return self._line is None and self.passed == 0
 
     def _key(self) -> Optional[str]:
         if self._line is None:
@@ -128,6 +134,7 @@ class RecordCursor:
         key = directory_key(relative)
         while self._line is not None and str(self._key()) < key:
             self._line = next(self._lines, None)
+            self.passed += 1
         if self._line is None or self._key() != key:
             return None
         line, self._line = self._line, next(self._lines, None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from remote.contract.names import SPOOL_PREFIX
 from remote.packplan import Filters, Tally
@@ -40,7 +40,8 @@ class UnitResult:
 
     unit: str
     piece: Piece
-    records: Tuple[str, int, int]
+    records: Optional[Tuple[str, int, int]]  # None: the unit's records in the old snapshot still hold
+    spool_paths: Tuple[str, ...] = ()  # this process's spools, for the pack to delete at the end
     tally: Tally = field(default_factory=Tally)
     changing: List[str] = field(default_factory=list)
     skipped: List[Skipped] = field(default_factory=list)
@@ -68,27 +69,45 @@ def release_spools() -> None:
 
 
 class RecordWriter:
-    """Given a spool, write a unit's snapshot record lines to it in batches."""
+    """Given a spool, write a unit's snapshot record lines to it in batches.
+
+    A unit whose records all stay as they were (the usual case of an idle pack) writes
+    nothing: the new snapshot takes that unit's records from the old one.
+    """
 
     def __init__(self, spool: Spool) -> None:
         self._spool, self._start = spool, spool.offset
         self._lines: List[str] = []
         self._size = 0
+        self.kept_all = True
+
+    def keep(self, line: str) -> None:
+        """Given a record line kept as it was in the previous snapshot, queue it."""
+        self._queue(line)
 
     def append(self, line: str) -> None:
-        """Given one record line (without newline), queue it."""
+        """Given a new or rebuilt record line (without newline), queue it."""
+        self.kept_all = False
+        self._queue(line)
+
+    def _queue(self, line: str) -> None:
         self._lines.append(line)
         self._size += len(line)
         if self._size >= _RECORDS_FLUSH_AT:
+            self.kept_all = False  # memory is bounded: written after all
             self.flush()
 
     def flush(self) -> None:
-        """Write the queued lines."""
-        if self._lines:
+        """Write the queued lines, unless all of them may still turn out unchanged."""
+        if self._lines and not self.kept_all:
             self._spool.write(("\n".join(self._lines) + "\n").encode("utf-8"))
             self._lines, self._size = [], 0
 
-    def finish(self) -> Tuple[str, int, int]:
-        """Write what is queued; return the spool's path and where the unit's lines are."""
+    def finish(self, old_records_all_taken: bool) -> Optional[Tuple[str, int, int]]:
+        """Given whether every old record of the unit was met, return where its lines are, or None
+        when they are the old snapshot's exactly."""
+        if self.kept_all and old_records_all_taken:
+            return None
+        self.kept_all = False
         self.flush()
         return self._spool.path, self._start, self._spool.offset - self._start

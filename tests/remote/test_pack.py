@@ -357,7 +357,7 @@ def test_pack_manifest_change_alone_is_published(tree: Path, tmp_path: Path) -> 
 
 
 def test_pack_with_worker_processes_gives_the_same_bundles_and_snapshot(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     models = ["Model{:02d}-sft-x".format(n) for n in range(remote.bundle.POOL_MIN_UNITS + 3)]
     root = make_results_tree(tmp_path / "results", models, [100, 200])
@@ -369,6 +369,7 @@ def test_pack_with_worker_processes_gives_the_same_bundles_and_snapshot(
         return real_pool(*args, **kwargs)
 
     monkeypatch.setattr(remote.bundle, "ProcessPoolExecutor", counted_pool)
+    monkeypatch.setattr(remote.pack, "prune", lambda outbox, records, keep: (records, []))  # see leftovers
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
     for step in (None, 300):
         if step:
@@ -380,6 +381,9 @@ def test_pack_with_worker_processes_gives_the_same_bundles_and_snapshot(
         assert (one.kind, one.files) == (other.kind, other.files)
         assert _members(serial, one.name) == _members(parallel, other.name)
     assert _records_by_unit(serial) == _records_by_unit(parallel)
+    capsys.readouterr()
+    assert _pack(root, parallel, "--jobs", "2") == 0  # idle: the workers' scratch files go too
+    assert "Nothing new to pack" in capsys.readouterr().out
     assert not [n for n in os.listdir(parallel) if n.startswith(".tmp-")]
 
 
@@ -392,8 +396,10 @@ def test_pack_reuses_listings_yet_sees_rewritten_new_and_released_files(
     monkeypatch.setattr(remote.packunit, "list_directory", lambda p, r: listed.append(r) or real_list(p, r))
     checkpoint = tree / "ModelA-sft-x" / "checkpoint-100"
     (checkpoint / "big.bin").write_bytes(b"x" * (2 << 20))
+    write_checkpoint(tree, "ModelC-sft-z", 100)  # never touched again
     outbox = tmp_path / "outbox"
     assert _pack(tree, outbox, "--max-file-mb", "1") == 0
+    untouched = _records_by_unit(outbox)["ModelC-sft-z"]
     listed.clear()
     assert _pack(tree, outbox, "--max-file-mb", "1") == 0  # idle: only the root is read again
     assert listed == [""] and len(_index(outbox)) == 1
@@ -410,3 +416,7 @@ def test_pack_reuses_listings_yet_sees_rewritten_new_and_released_files(
         "ModelB-sft-y/checkpoint-200/metrics.tsv",
     ]
     assert "ModelB-sft-y/checkpoint-200" in listed and "ModelA-sft-x/checkpoint-100" not in listed
+    assert _records_by_unit(outbox)["ModelC-sft-z"] == untouched
+    listed.clear()
+    assert _pack(tree, outbox, "--max-file-mb", "3") == 0  # idle again: the new records hold too
+    assert listed == [""] and len(_index(outbox)) == 2
