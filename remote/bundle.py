@@ -13,8 +13,10 @@ import contextlib
 import hashlib
 import io
 import itertools
+import logging
 import multiprocessing
 import os
+import signal
 import tempfile
 import time
 from collections import deque
@@ -25,17 +27,19 @@ from typing import Any, BinaryIO, Deque, Iterator, List, Optional, Sequence, Set
 
 from remote.contract.names import TEMP_PREFIX
 from remote.packplan import STAMP_MARGIN_NS, Filters, Tally
-from remote.packunit import Walker, pack_unit
+from remote.packunit import Walker, pack_units
 from remote.scan import Skipped
 from remote.snapshot import RecordCursor, Snapshot, SnapshotWriter
-from remote.tarstream import GzipAssembler
-from remote.units import UnitResult, UnitTask, release_spools
+from remote.tarstream import GzipAssembler, PieceWriter
+from remote.units import BatchResult, UnitResult, UnitTask, release_spools, spools
+
+log = logging.getLogger(__name__)
 
 # Below this many top-level folders, starting worker processes costs more than it saves.
 POOL_MIN_UNITS = 32
 # Batches handed out ahead of the one being stitched, per worker: bounds memory, keeps workers busy.
 WINDOW_PER_WORKER = 3
-UNITS_PER_BATCH = 16
+UNITS_PER_BATCH = 32
 
 
 class PackError(RuntimeError):
@@ -109,34 +113,50 @@ def worker_count(asked: int) -> int:
     return max(1, min(asked, available))
 
 
-def run_units(tasks: Sequence[UnitTask], workers: int) -> Iterator[UnitResult]:
-    """Given the units' tasks, yield their results in order, from worker processes when it pays.
-
-    Workers are started fresh (``spawn``): they inherit no open file, so not the outbox lock.
-    Units go to them in batches: handing one over costs about as much as packing an
-    unchanged one.
+def run_batches(tasks: Sequence[UnitTask], workers: int) -> Iterator[BatchResult]:
+    """Given the units' tasks, pack them in batches and yield the results in order, from worker
+    processes when it pays (handing a unit over costs about as much as packing an unchanged one,
+    hence batches).
     """
-    if workers < 2 or len(tasks) < POOL_MIN_UNITS:
-        yield from (pack_unit(task) for task in tasks)
-        return
     batches = [tasks[start : start + UNITS_PER_BATCH] for start in range(0, len(tasks), UNITS_PER_BATCH)]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = _pool(workers) if len(tasks) >= POOL_MIN_UNITS else None
+    if pool is None:
+        yield from (pack_units(batch) for batch in batches)
+        return
+    with pool:
         window: Deque[Future] = deque()
         try:
             for batch in batches:
                 window.append(pool.submit(pack_units, batch))
                 if len(window) >= workers * WINDOW_PER_WORKER:
-                    yield from window.popleft().result()
+                    yield window.popleft().result()
             while window:
-                yield from window.popleft().result()
+                yield window.popleft().result()
         except BrokenProcessPool as exc:
             raise PackError(f"a pack worker process died ({exc}); run pack again") from exc
 
 
-def pack_units(tasks: Sequence[UnitTask]) -> List[UnitResult]:
-    """Given a batch of units, pack each in turn (in a worker process)."""
-    return [pack_unit(task) for task in tasks]
+def _pool(workers: int) -> Optional[ProcessPoolExecutor]:
+    """Given the workers allowed, start them, or return None to pack in this process.
+
+    Workers are started fresh (``spawn``): they inherit no open file, so not the outbox lock,
+    and they ignore Ctrl-C, which the pack's own process handles. Some machines cannot run a
+    process pool (no usable ``/dev/shm`` for its semaphores): then the pack runs in this process.
+    """
+    if workers < 2:
+        return None
+    try:
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_interrupts)
+        pool.submit(int).result()  # starts the workers: a failure shows here, not mid-bundle
+        return pool
+    except (OSError, ImportError, NotImplementedError, BrokenProcessPool) as exc:
+        log.warning("cannot start worker processes (%s); packing in one process", exc)
+        return None
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def write_bundle(
@@ -198,19 +218,22 @@ def _assemble(
     spool_paths: Set[str],
 ) -> None:
     """Given an open bundle, stitch the root's piece and every unit's piece in order; note the records."""
-    walker = Walker(base)
+    piece = PieceWriter(spools(base.spool_dir)[0])
+    walker = Walker(base, piece)
     old_root = RecordCursor(old.lines("")).take("") if old else None
     units, bundle.manifest_changed = walker.visit_root(old_root)
     bundle.manifest_packed = walker.manifest_packed
     units_at = old.units if old else {}
     tasks = [replace(base, unit=unit, records_at=units_at.get(unit, (0, 0))) for unit in units]
-    for result in itertools.chain([walker.finish()], run_units(tasks, workers)):
-        spool_paths.update(result.spool_paths)
-        if result.records is None:  # not one record moved: keep the old snapshot's (if any)
-            if old is not None and result.unit in old.units:
-                segments.append((result.unit, old.path, *old.units[result.unit]))
-        else:
-            segments.append((result.unit, *result.records))
-        gzip.append(result.piece)
-        bundle.take(result)
+    root = BatchResult(piece.finish(), [walker.finish()], tuple(s.path for s in spools(base.spool_dir)))
+    for batch in itertools.chain([root], run_batches(tasks, workers)):
+        spool_paths.update(batch.spool_paths)
+        gzip.append(batch.piece)
+        for result in batch.units:
+            if result.records is None:  # not one record moved: keep the old snapshot's (if any)
+                if old is not None and result.unit in old.units:
+                    segments.append((result.unit, old.path, *old.units[result.unit]))
+            else:
+                segments.append((result.unit, *result.records))
+            bundle.take(result)
     gzip.finish()

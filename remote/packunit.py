@@ -19,8 +19,8 @@ from remote.contract.names import MANIFEST_NAME
 from remote.packplan import UNTRUSTED, Tally, directory_stamp, listing_reusable, plan_directory
 from remote.scan import FileStat, Listing, Skipped, list_directory, shown, stat_known
 from remote.snapshot import SUBDIR, Record, RecordCursor, format_record, parse_record, read_lines, unescape
-from remote.tarstream import Piece, PieceWriter
-from remote.units import RecordWriter, UnitResult, UnitTask, spools
+from remote.tarstream import PieceWriter
+from remote.units import BatchResult, RecordWriter, UnitResult, UnitTask, spools
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
 
@@ -52,13 +52,11 @@ def read_stable(path: str, expected: FileStat) -> Optional[bytes]:
 class Walker:
     """Given one pack's settings and this process's spools, pack directories one at a time."""
 
-    def __init__(self, task: UnitTask) -> None:
-        tar_spool, record_spool = spools(task.spool_dir)
+    def __init__(self, task: UnitTask, piece: PieceWriter) -> None:
         self.task = task
-        self.piece = PieceWriter(tar_spool)
-        self.records = RecordWriter(record_spool)
-        empty = Piece(tar_spool.path, tar_spool.offset, 0, 0, 0)
-        self.result = UnitResult(task.unit, empty, None, (tar_spool.path, record_spool.path))
+        self.piece = piece
+        self.records = RecordWriter(spools(task.spool_dir)[1])
+        self.result = UnitResult(task.unit)
         self.manifest_packed = False
 
     def walk(self, cursor: RecordCursor) -> UnitResult:
@@ -71,8 +69,7 @@ class Walker:
         return self.finish(cursor.all_taken)
 
     def finish(self, old_records_all_taken: bool = False) -> UnitResult:
-        """Close the unit's piece and records; return the result."""
-        self.result.piece = self.piece.finish()
+        """Close the unit's records; return the result."""
         self.result.records = self.records.finish(old_records_all_taken)
         return self.result
 
@@ -112,10 +109,12 @@ class Walker:
 
         The common case of an idle or delta pack, so it compares the record's text as it is.
         """
-        tally, subdirs = Tally(), []
+        held, subdirs, unchanged = Tally(), [], 0
         filters = self.task.filters
         for index in range(2, len(fields), 3):
-            name, size = unescape(fields[index]), fields[index + 1]
+            name, size = fields[index], fields[index + 1]
+            if "\\" in name:
+                name = unescape(name)
             if size == SUBDIR:
                 subdirs.append(name)
                 continue
@@ -125,12 +124,13 @@ class Walker:
                 return None
             if not stat.S_ISREG(info.st_mode):
                 return None
-            if filters.count_held(name, info.st_size, tally):
+            if filters.count_held(name, info.st_size, held):
                 continue
             if size != str(info.st_size) or fields[index + 2] != str(info.st_mtime_ns):
                 return None  # changed, or never packed (size "f")
-            tally.unchanged += 1
-        self.result.tally.add(tally)
+            unchanged += 1
+        held.unchanged = unchanged
+        self.result.tally.add(held)
         return subdirs
 
     def pack_directory(
@@ -194,9 +194,21 @@ class Walker:
         return listing.subdirs, changed
 
 
-def pack_unit(task: UnitTask) -> UnitResult:
-    """Given a unit, pack what changed in it (runs in a worker process or in the pack's own)."""
+def pack_unit(task: UnitTask, piece: PieceWriter) -> UnitResult:
+    """Given a unit and the piece its batch is compressed into, pack what changed in the unit."""
     lines: Iterator[str] = iter(())
     if task.snapshot_path:
         lines = read_lines(task.snapshot_path, *task.records_at)
-    return Walker(task).walk(RecordCursor(lines))
+    return Walker(task, piece).walk(RecordCursor(lines))
+
+
+def pack_units(tasks: Sequence[UnitTask]) -> BatchResult:
+    """Given consecutive units, pack them into one piece (in a worker process or the pack's own).
+
+    One piece per batch, not per unit: each piece starts a fresh compressor, which costs a few
+    hundred bytes of a small delta.
+    """
+    tar_spool, record_spool = spools(tasks[0].spool_dir)
+    piece = PieceWriter(tar_spool)
+    results = [pack_unit(task, piece) for task in tasks]
+    return BatchResult(piece.finish(), results, (tar_spool.path, record_spool.path))

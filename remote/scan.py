@@ -10,6 +10,7 @@ Standard library only.
 
 from __future__ import annotations
 
+import operator
 import os
 import stat
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from remote.contract.tree import CHECKPOINT_PREFIX, checkpoint_step
 # The bundle format allows only UTF-8 member names (remote.contract.outbox), and the manifest is
 # JSON text, so such an entry is left where it is and named in the skipped list instead.
 NOT_UTF8 = "name is not valid UTF-8 (bytes shown as \\xNN), never packed; rename it"
+_BY_NAME = operator.attrgetter("name")
 # Shown as \xNN so that one skipped entry is always one line on any terminal.
 _CONTROL_CHARS = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]}
 
@@ -56,7 +58,7 @@ class FileStat(NamedTuple):
 def _scandir(path: str) -> Tuple[List[os.DirEntry], Optional[str]]:
     try:
         with os.scandir(path) as entries:
-            return sorted(entries, key=lambda e: e.name), None
+            return sorted(entries, key=_BY_NAME), None
     except OSError as exc:
         return [], exc.strerror or str(exc)
 
@@ -173,10 +175,9 @@ def list_directory(path: str, relative: str) -> Listing:
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        relative_name = f"{relative}/{entry.name}" if relative else entry.name
         problem = _entry_problem(entry, listing)
         if problem:
-            listing.skipped.append(Skipped(relative_name, problem))
+            listing.skipped.append(Skipped(f"{relative}/{entry.name}" if relative else entry.name, problem))
             listing.clean = False
     return listing
 

@@ -1,9 +1,10 @@
 """A unit of ``pack``'s work, what it gives back, and the scratch files it writes to.
 
 A *unit* is one top-level folder of the results root. Units share nothing, so ``pack`` can give
-them to several processes (:mod:`remote.bundle`); the task and result are small picklable
-values, and the bulky output (a compressed tar piece, snapshot records) goes to two spool files
-per process, which the pack's own process reads back in unit order. Standard library only.
+batches of them to several processes (:mod:`remote.bundle`); tasks and results are small
+picklable values, and the bulky output (one compressed tar piece per batch, snapshot records
+per unit) goes to two spool files per process, which the pack's own process reads back in
+order. Standard library only.
 """
 
 from __future__ import annotations
@@ -36,16 +37,23 @@ class UnitTask:
 
 @dataclass
 class UnitResult:
-    """What one unit produced: its piece, where its records are, and what to report."""
+    """What one unit produced: where its records are, and what to report."""
 
     unit: str
-    piece: Piece
-    records: Optional[Tuple[str, int, int]]  # None: the unit's records in the old snapshot still hold
-    spool_paths: Tuple[str, ...] = ()  # this process's spools, for the pack to delete at the end
+    records: Optional[Tuple[str, int, int]] = None  # None: its records in the old snapshot still hold
     tally: Tally = field(default_factory=Tally)
     changing: List[str] = field(default_factory=list)
     skipped: List[Skipped] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    """What a batch of consecutive units produced: one compressed piece, each unit's result."""
+
+    piece: Piece
+    units: List[UnitResult]
+    spool_paths: Tuple[str, ...]  # the spools of the process that made it, deleted when the pack ends
 
 
 _SPOOLS: Dict[str, Tuple[Spool, Spool]] = {}

@@ -365,7 +365,7 @@ def test_pack_with_worker_processes_gives_the_same_bundles_and_snapshot(
     real_pool = remote.bundle.ProcessPoolExecutor
 
     def counted_pool(*args, **kwargs):
-        pools.append(kwargs.get("max_workers"))
+        pools.append(kwargs["max_workers"])
         return real_pool(*args, **kwargs)
 
     monkeypatch.setattr(remote.bundle, "ProcessPoolExecutor", counted_pool)
@@ -420,3 +420,19 @@ def test_pack_reuses_listings_yet_sees_rewritten_new_and_released_files(
     listed.clear()
     assert _pack(tree, outbox, "--max-file-mb", "3") == 0  # idle again: the new records hold too
     assert listed == [""] and len(_index(outbox)) == 2
+
+
+def test_pack_without_a_usable_process_pool_packs_in_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    models = ["Model{:02d}-sft-x".format(n) for n in range(remote.bundle.POOL_MIN_UNITS)]
+    root = make_results_tree(tmp_path / "results", models, [100])
+
+    def no_semaphores(*args, **kwargs):  # what a machine without a usable /dev/shm answers
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(remote.bundle, "ProcessPoolExecutor", no_semaphores)
+    outbox = tmp_path / "outbox"
+    assert _pack(root, outbox, "--jobs", "2") == 0
+    assert _index(outbox)[0].files == len(models) + 1
+    assert "cannot start worker processes" in caplog.text
