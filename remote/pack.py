@@ -24,7 +24,7 @@ from remote.contract.files import exclusive_lock, fsync_dir, now_iso, write_byte
 from remote.contract.names import ACKS_DIR, INDEX_NAME, PACK_LOCK_NAME, PACKER_STATE_NAME, TEMP_PREFIX
 from remote.packplan import Filters, Tally, choose_kind, orphan_names, plan_retention
 from remote.scan import Skipped
-from remote.snapshot import Snapshot, read_snapshot
+from remote.snapshot import Snapshot, SnapshotError, read_snapshot
 from remote.snapshot_v1 import V1_HEAD, convert_v1
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,13 @@ def _publish(
     return record
 
 
+def _write(options: PackOptions, previous: Optional[Snapshot]) -> Bundle:
+    """Given the options and the snapshot to compare with (None: a full bundle), write the bundle."""
+    workers = worker_count(options.jobs)
+    full = previous is None
+    return write_bundle(options.results_root, options.outbox, previous, full, options.filters, workers)
+
+
 def pack(options: PackOptions) -> PackReport:
     """Given the options, publish a bundle of what is new (or everything, for a full bundle)."""
     os.makedirs(options.outbox, exist_ok=True)
@@ -162,17 +169,12 @@ def pack(options: PackOptions) -> PackReport:
         records = load_index(options.outbox)
         previous = load_snapshot(options.outbox)
         kind = choose_kind(records, previous is not None, options.full, options.keep)
-        full = kind == "full"
-        workers = worker_count(options.jobs)
         try:
-            bundle = write_bundle(
-                options.results_root,
-                options.outbox,
-                None if full else previous,
-                full,
-                options.filters,
-                workers,
-            )
+            bundle = _write(options, None if kind == "full" else previous)
+        except SnapshotError as exc:  # a damaged record, found only while walking
+            log.warning("packer snapshot unusable (%s); this bundle is full", exc)
+            kind = "full"
+            bundle = _write(options, None)
         finally:
             _remove_converted(options.outbox, previous)
         for warning in bundle.warnings:

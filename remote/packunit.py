@@ -18,7 +18,16 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from remote.contract.names import MANIFEST_NAME
 from remote.packplan import UNTRUSTED, Tally, directory_stamp, listing_reusable, plan_directory
 from remote.scan import FileStat, Listing, Skipped, list_directory, shown, stat_known
-from remote.snapshot import SUBDIR, Record, RecordCursor, format_record, parse_record, read_lines, unescape
+from remote.snapshot import (
+    SUBDIR,
+    Record,
+    RecordCursor,
+    check_fields,
+    format_record,
+    parse_record,
+    read_lines,
+    unescape,
+)
 from remote.tarstream import PieceWriter
 from remote.units import BatchResult, RecordWriter, UnitResult, UnitTask, spools
 
@@ -84,7 +93,7 @@ class Walker:
             return []
         if not stat.S_ISDIR(info.st_mode):  # replaced since its parent was read: listed next time
             return []
-        fields = line.split("\t") if line is not None else []
+        fields = check_fields(line.split("\t")) if line is not None else []
         reusable = bool(fields) and listing_reusable(fields[1], info.st_ino, info.st_ctime_ns)
         if reusable:
             subdirs = self.recheck(path, fields)

@@ -75,18 +75,27 @@ class Record(NamedTuple):
     subdirs: List[str]
 
 
+def check_fields(fields: List[str]) -> List[str]:
+    """Given one record line split at its tabs, return it if it has the shape of a record."""
+    if len(fields) < 2 or len(fields) % 3 != 2:
+        raise SnapshotError(f"snapshot record of {unescape(fields[0])!r} has {len(fields)} fields")
+    return fields
+
+
 def parse_record(fields: List[str]) -> Record:
     """Given one record line split at its tabs, return the record."""
-    if len(fields) < 2 or len(fields) % 3 != 2:
-        raise SnapshotError(f"snapshot record has {len(fields)} fields")
     files: Dict[str, Optional[FileStat]] = {}
     subdirs: List[str] = []
-    for index in range(2, len(fields), 3):
+    for index in range(2, len(check_fields(fields)), 3):
         name, size, mtime = unescape(fields[index]), fields[index + 1], fields[index + 2]
         if size == SUBDIR:
             subdirs.append(name)
+        elif size == NOT_PACKED:
+            files[name] = None
+        elif size.isdigit() and mtime.lstrip("-").isdigit():
+            files[name] = FileStat(int(size), int(mtime))
         else:
-            files[name] = None if size == NOT_PACKED else FileStat(int(size), int(mtime))
+            raise SnapshotError(f"snapshot record of {unescape(fields[0])!r} has a bad entry {name!r}")
     return Record(unescape(fields[0]), fields[1], files, subdirs)
 
 
@@ -141,6 +150,13 @@ class RecordCursor:
         return line
 
 
+def _decoded(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SnapshotError(f"snapshot is not UTF-8 ({exc})") from exc
+
+
 def read_lines(path: str, offset: int, size: int) -> Iterator[str]:
     """Given a file and a byte range of whole lines, yield them one by one (without newlines)."""
     with open(path, "rb") as handle:
@@ -153,9 +169,9 @@ def read_lines(path: str, offset: int, size: int) -> Iterator[str]:
             remaining -= len(block)
             whole, _, tail = (tail + block).rpartition(b"\n")  # decode whole lines, in one go
             if whole:
-                yield from whole.decode("utf-8").split("\n")
+                yield from _decoded(whole).split("\n")
         if tail:
-            yield tail.decode("utf-8")
+            yield _decoded(tail)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -436,3 +437,21 @@ def test_pack_without_a_usable_process_pool_packs_in_one_process(
     assert _pack(root, outbox, "--jobs", "2") == 0
     assert _index(outbox)[0].files == len(models) + 1
     assert "cannot start worker processes" in caplog.text
+
+
+def test_pack_damaged_snapshot_record_means_a_full_bundle(
+    tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    outbox = tmp_path / "outbox"
+    _pack(tree, outbox)
+    state = outbox / ".packer-state.json"
+    text = state.read_text()
+    damaged = re.sub(r"\tmetrics\.json\t\d", "\tmetrics.json\tx", text, count=1)  # a size that is no number
+    assert len(damaged) == len(text)  # the index still points at the right places
+    state.write_text(damaged)
+    write_checkpoint(tree, "ModelA-sft-x", 300)
+    assert _pack(tree, outbox) == 0
+    assert [r.kind for r in _index(outbox)] == ["full", "full"]
+    assert len(_members(outbox, _index(outbox)[1].name)) == 6
+    assert "packer snapshot unusable" in caplog.text
+    assert _pack(tree, outbox) == 0 and len(_index(outbox)) == 2  # the new snapshot is whole
