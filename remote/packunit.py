@@ -67,15 +67,52 @@ class Walker:
         self.records = RecordWriter(spools(task.spool_dir)[1])
         self.result = UnitResult(task.unit)
         self.manifest_packed = False
+        self._held = Tally()  # reused by recheck(), which runs once per unchanged directory
 
     def walk(self, cursor: RecordCursor) -> UnitResult:
-        """Given the unit's previous records, visit every directory below it; return what it made."""
-        stack = [self.task.unit]
+        """Given the unit's previous records, visit every directory below it; return what it made.
+
+        Depth first, names sorted. The stack holds runs of siblings still to visit, so that the
+        unchanged leaves among them (most checkpoint folders, most of the time) go through
+        :meth:`keep_unchanged_leaves`, and the others through :meth:`visit`.
+        """
+        unit = self.task.unit
+        stack = [(unit, self.visit(unit, cursor.take(unit)), 0)]
         while stack:
-            relative = stack.pop()
-            subdirs = self.visit(relative, cursor.take(relative))
-            stack += [f"{relative}/{name}" for name in reversed(subdirs)]
+            parent, names, start = stack.pop()
+            index = self.keep_unchanged_leaves(parent, names, start, cursor)
+            if index < len(names):
+                child = f"{parent}/{names[index]}"
+                stack.append((parent, names, index + 1))
+                subdirs = self.visit(child, cursor.take(child))
+                if subdirs:
+                    stack.append((child, subdirs, 0))
         return self.finish(cursor.all_taken)
+
+    def keep_unchanged_leaves(self, parent: str, names: List[str], start: int, cursor: RecordCursor) -> int:
+        """Given sibling folders from ``start`` on, keep the records of those that are unchanged and
+        have no subfolder, in a tight loop; return the index of the first one that needs :meth:`visit`.
+        """
+        root = self.task.results_root
+        for index in range(start, len(names)):
+            child = f"{parent}/{names[index]}"
+            line = cursor.peek()
+            if line is None or not line.startswith(child) or line[len(child) : len(child) + 1] != "\t":
+                return index  # no record, or one to look for (the cursor knows how)
+            fields = line.split("\t")
+            if len(fields) % 3 != 2 or SUBDIR in fields[3::3]:
+                return index
+            try:
+                info = os.lstat(f"{root}/{child}")
+            except OSError:
+                return index
+            if not listing_reusable(fields[1], info.st_ino, info.st_ctime_ns):
+                return index
+            if self.recheck(f"{root}/{child}", fields) is None:
+                return index
+            self.records.keep(line)
+            cursor.advance()
+        return len(names)
 
     def finish(self, old_records_all_taken: bool = False) -> UnitResult:
         """Close the unit's records; return the result."""
@@ -93,7 +130,9 @@ class Walker:
             return []
         if not stat.S_ISDIR(info.st_mode):  # replaced since its parent was read: listed next time
             return []
-        fields = check_fields(line.split("\t")) if line is not None else []
+        fields = line.split("\t") if line is not None else []
+        if fields and len(fields) % 3 != 2:
+            check_fields(fields)  # raises: the snapshot is damaged
         reusable = bool(fields) and listing_reusable(fields[1], info.st_ino, info.st_ctime_ns)
         if reusable:
             subdirs = self.recheck(path, fields)
@@ -118,7 +157,8 @@ class Walker:
 
         The common case of an idle or delta pack, so it compares the record's text as it is.
         """
-        held, subdirs, unchanged = Tally(), [], 0
+        held, subdirs, unchanged = self._held, [], 0
+        held.excluded = held.too_large = 0
         filters = self.task.filters
         for index in range(2, len(fields), 3):
             name, size = fields[index], fields[index + 1]
@@ -138,8 +178,10 @@ class Walker:
             if size != str(info.st_size) or fields[index + 2] != str(info.st_mtime_ns):
                 return None  # changed, or never packed (size "f")
             unchanged += 1
-        held.unchanged = unchanged
-        self.result.tally.add(held)
+        tally = self.result.tally  # counted only now: a directory that changed is counted once, later
+        tally.unchanged += unchanged
+        tally.excluded += held.excluded
+        tally.too_large += held.too_large
         return subdirs
 
     def pack_directory(

@@ -127,6 +127,14 @@ class RecordCursor:
         """Tell whether every record was handed out (none left behind, none passed over)."""
         return self._line is None and self.passed == 0
 
+    def peek(self) -> Optional[str]:
+        """Return the next record line without taking it (None at the end)."""
+        return self._line
+
+    def advance(self) -> None:
+        """Take the next record line (after :meth:`peek` showed it is the one wanted)."""
+        self._line = next(self._lines, None)
+
     def _key(self) -> Optional[str]:
         if self._line is None:
             return None

@@ -24,7 +24,7 @@ from remote.cli import main
 from remote.contract.files import exclusive_lock, write_json_atomic
 from remote.contract.names import MANIFEST_NAME
 from remote.contract.outbox import Ack, ack_name, ack_to_json, parse_index
-from remote.snapshot import parse_record, read_snapshot
+from remote.snapshot import directory_key, parse_record, read_snapshot
 from tests.fixtures.trees import REPO_ROOT, make_results_tree, write_checkpoint
 
 
@@ -312,6 +312,18 @@ def _records_by_unit(outbox: Path) -> Dict[str, List[str]]:
     return {unit: list(snapshot.lines(unit)) for unit in snapshot.units}
 
 
+def _assert_one_record_per_directory_in_walk_order(outbox: Path, root: Path) -> None:
+    """The snapshot's records are those of the tree's folders, each once, in walk order."""
+    recorded = [
+        parse_record(line.split("\t")).relative
+        for lines in _records_by_unit(outbox).values()
+        for line in lines
+    ]
+    folders = [""] + [str(p.relative_to(root)) for p in root.rglob("*") if p.is_dir()]
+    assert recorded == sorted(recorded, key=directory_key)
+    assert sorted(recorded) == sorted(folders)
+
+
 def test_pack_reads_the_old_snapshot_format_and_continues_the_delta_chain(tree: Path, tmp_path: Path) -> None:
     outbox = tmp_path / "outbox"
     _pack(tree, outbox)
@@ -382,6 +394,7 @@ def test_pack_with_worker_processes_gives_the_same_bundles_and_snapshot(
         assert (one.kind, one.files) == (other.kind, other.files)
         assert _members(serial, one.name) == _members(parallel, other.name)
     assert _records_by_unit(serial) == _records_by_unit(parallel)
+    _assert_one_record_per_directory_in_walk_order(parallel, root)
     capsys.readouterr()
     assert _pack(root, parallel, "--jobs", "2") == 0  # idle: the workers' scratch files go too
     assert "Nothing new to pack" in capsys.readouterr().out
@@ -409,15 +422,18 @@ def test_pack_reuses_listings_yet_sees_rewritten_new_and_released_files(
     metrics.write_bytes(metrics.read_bytes().replace(b"0", b"1"))  # in place: the directory does not change
     os.utime(metrics, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
     (tree / "ModelB-sft-y" / "checkpoint-200" / "metrics.tsv").write_text("path\tHR@10\nx\t0.1\n")
+    write_checkpoint(tree, "ModelB-sft-y", 150)  # a new folder between two unchanged ones
     assert _pack(tree, outbox, "--max-file-mb", "3") == 0
     assert sorted(_members(outbox, _index(outbox)[1].name)) == [
         MANIFEST_NAME,
         "ModelA-sft-x/checkpoint-100/big.bin",
         "ModelA-sft-x/checkpoint-100/metrics.json",
+        "ModelB-sft-y/checkpoint-150/metrics.json",
         "ModelB-sft-y/checkpoint-200/metrics.tsv",
     ]
     assert "ModelB-sft-y/checkpoint-200" in listed and "ModelA-sft-x/checkpoint-100" not in listed
     assert _records_by_unit(outbox)["ModelC-sft-z"] == untouched
+    _assert_one_record_per_directory_in_walk_order(outbox, tree)
     listed.clear()
     assert _pack(tree, outbox, "--max-file-mb", "3") == 0  # idle again: the new records hold too
     assert listed == [""] and len(_index(outbox)) == 2
