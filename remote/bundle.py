@@ -30,7 +30,7 @@ from remote.packplan import STAMP_MARGIN_NS, Filters, Tally
 from remote.packunit import Walker, pack_units
 from remote.scan import Skipped
 from remote.snapshot import RecordCursor, Snapshot, SnapshotWriter
-from remote.tarstream import GzipAssembler, PieceWriter
+from remote.tarstream import DELTA_COMPRESS_LEVEL, FULL_COMPRESS_LEVEL, GzipAssembler, PieceWriter
 from remote.units import BatchResult, UnitResult, UnitTask, release_spools, spools
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,10 @@ def write_bundle(
     snapshot is written only when the bundle is worth publishing.
     """
     trust_before_ns = time.time_ns() - STAMP_MARGIN_NS
-    base = UnitTask(root, "", outbox_dir, full, filters, trust_before_ns, old.path if old else "")
+    level = FULL_COMPRESS_LEVEL if full else DELTA_COMPRESS_LEVEL
+    base = UnitTask(
+        root, "", outbox_dir, full, filters, trust_before_ns, old.path if old else "", level=level
+    )
     fd, path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=outbox_dir)
     bundle = Bundle(path, full)
     segments: List[Tuple[str, str, int, int]] = []  # per unit: where its new records are
@@ -176,7 +179,7 @@ def write_bundle(
     try:
         with os.fdopen(fd, "wb") as raw:
             writer = _HashingWriter(raw)
-            _assemble(bundle, GzipAssembler(writer), base, old, workers, segments, spool_paths)
+            _assemble(bundle, GzipAssembler(writer, level), base, old, workers, segments, spool_paths)
             raw.flush()
             os.fsync(raw.fileno())
             os.fchmod(raw.fileno(), 0o644)  # readable by the SFTP account, which may not be the packer's
@@ -218,7 +221,7 @@ def _assemble(
     spool_paths: Set[str],
 ) -> None:
     """Given an open bundle, stitch the root's piece and every unit's piece in order; note the records."""
-    piece = PieceWriter(spools(base.spool_dir)[0])
+    piece = PieceWriter(spools(base.spool_dir)[0], base.level)
     walker = Walker(base, piece)
     old_root = RecordCursor(old.lines("")).take("") if old else None
     units, bundle.manifest_changed = walker.visit_root(old_root)

@@ -260,6 +260,6 @@ def pack_units(tasks: Sequence[UnitTask]) -> BatchResult:
     hundred bytes of a small delta.
     """
     tar_spool, record_spool = spools(tasks[0].spool_dir)
-    piece = PieceWriter(tar_spool)
+    piece = PieceWriter(tar_spool, tasks[0].level)
     results = [pack_unit(task, piece) for task in tasks]
     return BatchResult(piece.finish(), results, (tar_spool.path, record_spool.path))

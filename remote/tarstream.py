@@ -27,6 +27,10 @@ BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 10240: tarfile pads the archive to a multiple of this
 MEMBER_MODE = 0o644
 COMPRESS_LEVEL = 6
+# A full bundle moves the whole tree: level 1 takes ~15% less time for ~60% more bytes (still a
+# tenth of tar czf's). A delta is small: level 6 costs nothing noticeable and keeps it small.
+FULL_COMPRESS_LEVEL = 1
+DELTA_COMPRESS_LEVEL = COMPRESS_LEVEL
 _ZEROS = bytes(BLOCK)
 _FLUSH_AT = 256 * 1024  # tar bytes gathered before one compress call (each call has a fixed cost)
 _COPY_CHUNK = 1 << 20

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 from remote.contract.names import SPOOL_PREFIX
 from remote.packplan import Filters, Tally
 from remote.scan import Skipped
-from remote.tarstream import Piece, Spool
+from remote.tarstream import COMPRESS_LEVEL, Piece, Spool
 
 _RECORDS_FLUSH_AT = 1 << 20
 
@@ -33,6 +33,7 @@ class UnitTask:
     trust_before_ns: int
     snapshot_path: str = ""
     records_at: Tuple[int, int] = (0, 0)
+    level: int = COMPRESS_LEVEL
 
 
 @dataclass

@@ -11,7 +11,7 @@ Layout of an outbox directory (file names in :mod:`remote.contract.names`)::
 
 Bundle format (what the unpacker may rely on):
 
-- a gzip-compressed POSIX.1-2001 (pax) tar stream holding **regular files only** (no
+- one gzip member holding a POSIX.1-2001 (pax) tar archive of **regular files only** (no
   directories, links, devices or FIFOs), each with mode 0644 and its mtime in whole seconds;
 - the current manifest (``.wandb_eval_manifest.json``) is the first member;
 - **member names are valid UTF-8**, relative to the results root, ``/``-separated, with no

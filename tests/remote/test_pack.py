@@ -471,3 +471,12 @@ def test_pack_damaged_snapshot_record_means_a_full_bundle(
     assert len(_members(outbox, _index(outbox)[1].name)) == 6
     assert "packer snapshot unusable" in caplog.text
     assert _pack(tree, outbox) == 0 and len(_index(outbox)) == 2  # the new snapshot is whole
+
+
+def test_pack_full_bundles_favour_speed_and_deltas_size(tree: Path, tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    _pack(tree, outbox)
+    write_checkpoint(tree, "ModelA-sft-x", 300)
+    _pack(tree, outbox)
+    full, delta = ((outbox / r.name).read_bytes() for r in _index(outbox))
+    assert (full[8], delta[8]) == (4, 0)  # gzip's XFL byte: 4 "fastest" (level 1), 0 default (level 6)
