@@ -1,10 +1,11 @@
 """Write one bundle and the snapshot that goes with it, without publishing either.
 
 The pack's own process visits the results root (the manifest first, then the root's files);
-each top-level folder is a unit (:mod:`remote.packunit`), packed here or, for trees with many
-of them, by a small pool of worker processes. Results are taken in unit order, so the bundle's
-pieces and the snapshot's records come out in the same order on every run. Memory holds a few
-units' results at a time, never a list of the tree's files. Standard library only.
+each top-level folder is a unit (:mod:`remote.packunit`), packed in batches here or, for trees
+with many of them, by a small pool of worker processes. Results are taken in order, so the
+bundle's members and the snapshot's records come out in the same order whatever the number of
+processes. Memory holds a few batches' results at a time, never a list of the tree's files.
+Standard library only.
 """
 
 from __future__ import annotations

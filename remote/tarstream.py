@@ -1,8 +1,8 @@
 """The bundle's bytes: tar members, compressed in independent pieces, stitched into one gzip member.
 
-``pack`` compresses each top-level folder of the results tree on its own (possibly in another
-process) as a *piece*: raw deflate ending in a sync flush, so pieces concatenate into one valid
-deflate stream (the way ``pigz`` works). :class:`GzipAssembler` writes the gzip header, appends
+``pack`` compresses each batch of top-level folders of the results tree on its own (possibly in
+another process) as a *piece*: raw deflate ending in a sync flush, so pieces concatenate into
+one valid deflate stream (the way ``pigz`` works). :class:`GzipAssembler` writes the gzip header, appends
 the pieces in order, combines their CRC-32s (:func:`crc32_combine`), and ends the tar archive
 and the gzip member. The result is one ordinary gzip member holding one POSIX.1-2001 tar
 archive, byte for byte the tar stream ``tarfile`` writes for the same members.

@@ -480,3 +480,34 @@ def test_pack_full_bundles_favour_speed_and_deltas_size(tree: Path, tmp_path: Pa
     _pack(tree, outbox)
     full, delta = ((outbox / r.name).read_bytes() for r in _index(outbox))
     assert (full[8], delta[8]) == (4, 0)  # gzip's XFL byte: 4 "fastest" (level 1), 0 default (level 6)
+
+
+@pytest.mark.parametrize("trusted", [False, True], ids=["listed", "listing-reused"])
+def test_pack_hidden_files_and_symlinks_never_travel_and_the_manifest_comes_first(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, trusted: bool
+) -> None:
+    if trusted:  # the second pack then reuses every unchanged listing
+        monkeypatch.setattr(remote.bundle, "STAMP_MARGIN_NS", -(10**12))
+    outbox, outside = tmp_path / "outbox", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_text("{}")
+    _pack(tree, outbox)
+    checkpoint = tree / "ModelA-sft-x" / "checkpoint-200"
+    (checkpoint / ".metrics.json.swp").write_text("half")  # an editor's or writer's temporary file
+    (tree / "ModelB-sft-y" / ".cache").mkdir()
+    (tree / "ModelB-sft-y" / ".cache" / "metrics.json").write_text("{}")
+    os.symlink(outside / "secret.json", checkpoint / "linked.json")
+    os.symlink(outside, tree / "ModelB-sft-y" / "checkpoint-900")
+    write_checkpoint(tree, "ModelB-sft-y", 300)
+    capsys.readouterr()
+    assert _pack(tree, outbox) == 0
+    out = capsys.readouterr().out
+    with tarfile.open(outbox / _index(outbox)[1].name) as tar:
+        names = tar.getnames()
+    assert names == [MANIFEST_NAME, "ModelB-sft-y/checkpoint-300/metrics.json"]
+    for again in (False, True):  # an idle pack lists them again
+        assert "skipped ModelA-sft-x/checkpoint-200/linked.json: symlink (not followed)" in out
+        assert "skipped ModelB-sft-y/checkpoint-900: symlink (not followed)" in out
+        if not again:
+            assert _pack(tree, outbox) == 0 and len(_index(outbox)) == 2
+            out = capsys.readouterr().out
