@@ -161,12 +161,19 @@ def _ignore_interrupts() -> None:
 
 
 def write_bundle(
-    root: str, outbox_dir: str, old: Optional[Snapshot], full: bool, filters: Filters, workers: int
+    root: str,
+    outbox_dir: str,
+    old: Optional[Snapshot],
+    full: bool,
+    filters: Filters,
+    workers: int,
+    resave: bool = False,
 ) -> Bundle:
     """Given the tree, the outbox and the previous snapshot (None: full), write bundle and snapshot.
 
     Both stay under temporary names in the outbox for the caller to publish or discard; the
-    snapshot is written only when the bundle is worth publishing.
+    snapshot is written only when the bundle is worth publishing, or when asked to ``resave``
+    it (an old-format snapshot, converted at every pack until it is replaced).
     """
     trust_before_ns = time.time_ns() - STAMP_MARGIN_NS
     level = FULL_COMPRESS_LEVEL if full else DELTA_COMPRESS_LEVEL
@@ -185,7 +192,7 @@ def write_bundle(
             os.fsync(raw.fileno())
             os.fchmod(raw.fileno(), 0o644)  # readable by the SFTP account, which may not be the packer's
         bundle.size, bundle.sha256 = writer.size, writer.sha256.hexdigest()
-        if bundle.publishable:
+        if bundle.publishable or resave:
             bundle.snapshot = _write_snapshot(outbox_dir, segments)
     except BaseException:
         bundle.discard()

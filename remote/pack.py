@@ -155,11 +155,13 @@ def _publish(
     return record
 
 
-def _write(options: PackOptions, previous: Optional[Snapshot]) -> Bundle:
+def _write(options: PackOptions, previous: Optional[Snapshot], resave: bool = False) -> Bundle:
     """Given the options and the snapshot to compare with (None: a full bundle), write the bundle."""
     workers = worker_count(options.jobs)
     full = previous is None
-    return write_bundle(options.results_root, options.outbox, previous, full, options.filters, workers)
+    return write_bundle(
+        options.results_root, options.outbox, previous, full, options.filters, workers, resave
+    )
 
 
 def pack(options: PackOptions) -> PackReport:
@@ -169,8 +171,9 @@ def pack(options: PackOptions) -> PackReport:
         records = load_index(options.outbox)
         previous = load_snapshot(options.outbox)
         kind = choose_kind(records, previous is not None, options.full, options.keep)
+        converted = previous is not None and previous.path != os.path.join(options.outbox, PACKER_STATE_NAME)
         try:
-            bundle = _write(options, None if kind == "full" else previous)
+            bundle = _write(options, None if kind == "full" else previous, resave=converted)
         except SnapshotError as exc:  # a damaged record, found only while walking
             log.warning("packer snapshot unusable (%s); this bundle is full", exc)
             kind = "full"
@@ -184,6 +187,10 @@ def pack(options: PackOptions) -> PackReport:
             record = _publish(options.outbox, bundle, records, kind)
             records.append(record)
         else:
+            if bundle.snapshot is not None:  # a converted old snapshot: not converted again next time
+                last_seq = max([r.seq for r in records] + [0])
+                bundle.snapshot.publish(os.path.join(options.outbox, PACKER_STATE_NAME), last_seq)
+                bundle.snapshot = None
             bundle.discard()
         records, deleted = prune(options.outbox, records, options.keep)
         return PackReport(record, bundle.tally, bundle.skipped, bundle.changing, deleted)

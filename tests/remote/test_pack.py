@@ -334,6 +334,12 @@ def test_pack_reads_the_old_snapshot_format_and_continues_the_delta_chain(tree: 
             for name, info in record.files.items():
                 shipped[f"{record.relative}/{name}".lstrip("/")] = [info.size, info.mtime_ns]  # type: ignore[union-attr]
     write_json_atomic(str(outbox / ".packer-state.json"), {"version": 1, "last_seq": 1, "files": shipped})
+    index_before = (outbox / "index.json").read_bytes()
+    assert _pack(tree, outbox) == 0  # idle: nothing published, but the snapshot is converted for good
+    assert (outbox / "index.json").read_bytes() == index_before
+    assert (outbox / ".packer-state.json").read_bytes().startswith(b'{"format": "remote-pack-snapshot"')
+    assert read_snapshot(str(outbox / ".packer-state.json")).last_seq == 1
+    write_json_atomic(str(outbox / ".packer-state.json"), {"version": 1, "last_seq": 1, "files": shipped})
     write_checkpoint(tree, "ModelB-sft-y", 300)
     assert _pack(tree, outbox) == 0
     second = _index(outbox)[1]
