@@ -1,4 +1,4 @@
-"""The packer's snapshot (``outbox/.packer-state.json``): what the bundles so far hold, per directory.
+r"""The packer's snapshot (``outbox/.packer-state.json``): what the bundles so far hold, per directory.
 
 Version 2 is UTF-8 text written and read one directory at a time, so memory never grows with
 the tree (version 1, one JSON object of every file, is still read: :mod:`remote.snapshot_v1`)::
@@ -14,7 +14,7 @@ subfolder (``d``). ``<stamp>`` says whether the listing can be reused (see
 :func:`remote.packplan.directory_stamp`). Records come in walk order (depth first, names
 sorted), which is the order of :func:`directory_key`; the index says where the records of the
 root (``""``) and of each top-level folder are, so each can be read on its own. In names, tab,
-newline and backslash are escaped as ``\\t``, ``\\n`` and ``\\\\``. Standard library only.
+newline and backslash are escaped as ``\t``, ``\n`` and ``\\``. Standard library only.
 """
 
 from __future__ import annotations
