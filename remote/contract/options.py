@@ -92,6 +92,7 @@ _REMOTE = (
         "final_result.json,rollout.json",
         "basenames that never travel, comma-separated",
     ),
+    _option("--jobs", "PACK_JOBS", "int", 2, "processes that read and compress (at most the usable CPUs)"),
 )
 
 _LOGGING = (
