@@ -19,11 +19,10 @@ from remote.contract.files import LockHeldError
 from remote.contract.names import MANIFEST_NAME
 from remote.contract.options import OptionEnvError, add_options
 from remote.contract.overrides import OverridesError
-from remote.contract.tree import checkpoint_step
+from remote.contract.tree import checkpoint_step, printable
 from remote.pack import PackError, PackOptions, PackReport, pack
 from remote.packplan import Filters
 from remote.prepare import ManifestOptions, ManifestReport, prepare_manifest
-from remote.scan import shown
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +117,7 @@ def manifest_options(args: argparse.Namespace, output: str) -> ManifestOptions:
 def print_manifest_report(report: ManifestReport, per_model: bool = True) -> None:
     """Print what prepare-manifest wrote, skipped and warned about."""
     verb = "written" if report.written else "unchanged"
-    print(f"Manifest {verb}: {shown(report.path)} ({len(report.models)} models)")
+    print(f"Manifest {verb}: {printable(report.path)} ({len(report.models)} models)")
     for warning in report.warnings:
         log.warning("%s", warning)
     if not per_model:
@@ -196,7 +195,7 @@ def print_pack_report(report: PackReport) -> None:
     if details:
         print("Not packed: " + details)
     for path in report.changing:
-        log.info("changing while read: %s", shown(path))
+        log.info("changing while read: %s", printable(path))
     for skipped in report.skipped:
         print(f"  {skipped.line()}")
     if report.deleted:

@@ -16,8 +16,9 @@ import stat
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from remote.contract.names import MANIFEST_NAME
+from remote.contract.tree import printable
 from remote.packplan import UNTRUSTED, Tally, directory_stamp, listing_reusable, plan_directory
-from remote.scan import FileStat, Listing, Skipped, list_directory, shown, stat_known
+from remote.scan import FileStat, Listing, Skipped, list_directory, stat_known
 from remote.snapshot import (
     SUBDIR,
     Record,
@@ -210,7 +211,7 @@ class Walker:
         try:
             data = read_stable(f"{self.task.results_root}/{member}", info)
         except OSError as exc:
-            self.result.warnings.append(f"not packed this time: {shown(member)} ({exc.strerror or exc})")
+            self.result.warnings.append(f"not packed this time: {printable(member)} ({exc.strerror or exc})")
             data = None
         if data is None:
             self.result.changing.append(member)

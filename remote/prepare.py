@@ -24,7 +24,8 @@ from remote.contract.manifest import (
     infer_dataset,
 )
 from remote.contract.overrides import checked_override, load_overrides, split_variants
-from remote.scan import Skipped, discover_models, shown
+from remote.contract.tree import printable
+from remote.scan import Skipped, discover_models
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def prepare_manifest(options: ManifestOptions) -> ManifestReport:
         for name in model_dirs
     ]
     # Informational only, but JSON text: a root whose own path is not UTF-8 is written escaped.
-    results_root = shown(os.path.abspath(options.results_root))
+    results_root = printable(os.path.abspath(options.results_root))
     unchanged = (
         existing is not None
         and existing.get("version") == MANIFEST_VERSION

@@ -16,15 +16,12 @@ import stat
 from dataclasses import dataclass, field
 from typing import Iterable, List, NamedTuple, Optional, Tuple
 
-from remote.contract.outbox import is_utf8_name
-from remote.contract.tree import CHECKPOINT_PREFIX, checkpoint_step
+from remote.contract.tree import CHECKPOINT_PREFIX, checkpoint_step, is_utf8, printable
 
 # The bundle format allows only UTF-8 member names (remote.contract.outbox), and the manifest is
 # JSON text, so such an entry is left where it is and named in the skipped list instead.
 NOT_UTF8 = "name is not valid UTF-8 (bytes shown as \\xNN), never packed; rename it"
 _BY_NAME = operator.attrgetter("name")
-# Shown as \xNN so that one skipped entry is always one line on any terminal.
-_CONTROL_CHARS = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]}
 
 
 @dataclass(frozen=True)
@@ -36,16 +33,7 @@ class Skipped:
 
     def line(self) -> str:
         """Given a skipped entry, return the one line that reports it, its path in printable form."""
-        return f"skipped {shown(self.path)}: {self.reason}"
-
-
-def shown(path: str) -> str:
-    """Given a path as ``os`` returns it, return it printable on one line.
-
-    Bytes that are not UTF-8 and control characters (a newline in a name) become ``\\xNN``, so
-    printing never fails on a strict terminal encoding and never spans lines.
-    """
-    return os.fsencode(path).decode("utf-8", "backslashreplace").translate(_CONTROL_CHARS)
+        return f"skipped {printable(self.path)}: {self.reason}"
 
 
 class FileStat(NamedTuple):
@@ -83,7 +71,7 @@ def model_checkpoints(model_path: str) -> Tuple[List[int], List[Skipped]]:
             continue
         label = f"{model_dir}/{entry.name}"
         step = checkpoint_step(entry.name)
-        if not is_utf8_name(entry.name):
+        if not is_utf8(entry.name):
             skipped.append(Skipped(label, NOT_UTF8))
         elif entry.is_symlink():
             skipped.append(Skipped(label, "symlink (not followed)"))
@@ -123,7 +111,7 @@ def discover_models(results_root: str, list_skipped: bool = True) -> Tuple[List[
     for entry in entries:
         if entry.name.startswith("."):
             continue  # the manifest, ledgers and tool folders live here on purpose
-        if not is_utf8_name(entry.name):
+        if not is_utf8(entry.name):
             if _is_real_dir(entry):  # a file with such a name is no model; pack reports it
                 skipped.append(Skipped(entry.name, NOT_UTF8))
             continue
@@ -184,7 +172,7 @@ def list_directory(path: str, relative: str) -> Listing:
 
 def _entry_problem(entry: os.DirEntry, listing: Listing) -> str:
     """Given an entry, add it to the listing as a file or subfolder, or return why it cannot be."""
-    if not is_utf8_name(entry.name):  # nor is anything below such a directory
+    if not is_utf8(entry.name):  # nor is anything below such a directory
         return NOT_UTF8
     try:
         if entry.is_dir(follow_symlinks=False):  # from the directory itself, without a stat

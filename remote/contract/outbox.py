@@ -17,7 +17,7 @@ Bundle format (what the unpacker may rely on):
 - **member names are valid UTF-8**, relative to the results root, ``/``-separated, with no
   empty, ``.`` or ``..`` component and no leading ``/``; no component is hidden (leading dot)
   except the manifest's; each name appears once. A file or directory whose name on disk is
-  not valid UTF-8 is never packed (``pack`` skips it and says so; see :func:`is_utf8_name`).
+  not valid UTF-8 is never packed (``pack`` skips it and says so; see :func:`remote.contract.tree.is_utf8`).
 
 A bundle is visible to readers only once it is listed in ``index.json``; the bundle file is
 renamed into place before the index that names it is replaced, so a reader never sees a
@@ -31,7 +31,6 @@ Standard library only, Python >= 3.9.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Protocol, Sequence, TypeVar
@@ -114,21 +113,6 @@ def bundles_after(bundles: Sequence[B], have_seq: int) -> List[B]:
             raise ChainGapError(expected, bundle.name)
         expected = bundle.seq + 1
     return chain
-
-
-def is_utf8_name(name: str) -> bool:
-    """Given a file name as ``os`` returns it, tell whether its bytes on disk are valid UTF-8.
-
-    ``os`` hands undecodable bytes back as surrogate escapes (or, under a non-UTF-8 locale, as
-    other characters); only a name whose bytes decode as UTF-8 to this very text can be a
-    bundle member, a manifest ``model_dir`` or a JSON string, so only such names travel.
-    """
-    if name.isascii():  # the common case, decided without encoding anything
-        return True
-    try:
-        return os.fsencode(name).decode("utf-8") == name
-    except UnicodeDecodeError:
-        return False
 
 
 def bundle_name(seq: int, kind: str) -> str:

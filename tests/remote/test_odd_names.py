@@ -20,8 +20,9 @@ import pytest
 
 from remote.contract.manifest import is_plain_dir_name
 from remote.contract.names import MANIFEST_NAME
-from remote.contract.outbox import is_utf8_name, parse_index
-from remote.scan import NOT_UTF8, shown
+from remote.contract.outbox import parse_index
+from remote.contract.tree import is_utf8, printable
+from remote.scan import NOT_UTF8
 from tests.fixtures.trees import REPO_ROOT, make_results_tree
 
 GOOD_FILES = [
@@ -79,10 +80,10 @@ def tree(tmp_path: Path) -> Path:
 
 def test_odd_names_is_utf8_name_and_shown_form() -> None:
     undecodable = os.fsdecode(b"bad\xff\nname")
-    assert not is_utf8_name(undecodable)
-    assert is_utf8_name("caf\u00e9") and is_utf8_name("plain")
-    assert shown(undecodable) == "bad\\xff\\x0aname"
-    assert shown("caf\u00e9/m.json") == "caf\u00e9/m.json"
+    assert not is_utf8(undecodable)
+    assert is_utf8("caf\u00e9") and is_utf8("plain")
+    assert printable(undecodable) == "bad\\xff\\x0aname"
+    assert printable("caf\u00e9/m.json") == "caf\u00e9/m.json"
 
 
 @pytest.mark.parametrize("case", ["checkpoint-dir", "model-dir"])
@@ -94,7 +95,7 @@ def test_odd_names_prepare_manifest_skips_the_entry_with_one_line(tree: Path, ca
     assert _lines_naming(result.stdout, display) == [f"  skipped {display}: {NOT_UTF8}"]
     models = json.loads((tree / MANIFEST_NAME).read_text(encoding="utf-8"))["models"]
     assert [m["model_dir"] for m in models] == ["ModelA-sft-x", "ModelB-sft-y"]
-    assert all(is_plain_dir_name(m["model_dir"]) and is_utf8_name(m["model_dir"]) for m in models)
+    assert all(is_plain_dir_name(m["model_dir"]) and is_utf8(m["model_dir"]) for m in models)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
