@@ -160,5 +160,5 @@ def test_shown_name_escapes_undecodable_bytes_and_line_breaks() -> None:
     assert shown_name(undecodable("Caf")) == "'Caf\\xe9'"
     assert shown_name(undecodable("x", b"\xff\xfe")) == "'x\\xff\\xfe'"
     assert shown_name("a\nb") == "'a\\x0ab'"  # a control character as \\xNN, as both roles show it
-    assert shown_name("back\\udce9") == "'back\\\\udce9'"  # a real backslash is not a byte
+    assert shown_name("back\\udce9") == "'back\\udce9'"  # a real backslash is kept, never shown as a byte
     assert shown_name("ModelA/metrics.json") == "'ModelA/metrics.json'"
