@@ -14,7 +14,7 @@ from typing import Optional
 # Only ``checkpoint-<digits>`` is a step; ``checkpoint-best`` or ``checkpoint-final`` never are.
 CHECKPOINT_PREFIX = "checkpoint-"
 # ASCII digits without leading zeros: ``checkpoint-007`` would be read back as ``checkpoint-7``.
-CHECKPOINT_RE = re.compile(r"^checkpoint-(0|[1-9][0-9]*)$")
+CHECKPOINT_RE = re.compile(r"\Acheckpoint-(0|[1-9][0-9]*)\Z")  # \Z: "checkpoint-5\n" is not step 5
 # The eval writes one of these per checkpoint; the first that exists is read.
 METRIC_FILES = ("metrics.json", "metrics.tsv")
 # The original tool's transfer filters: larger files and these basenames never travel (pack), and
