@@ -11,9 +11,11 @@ PACK_ARGS ?=
 STATE_DIR ?= state/wandb_eval_uploader
 # `make demo` works here; the compose demo (`make demo-compose`) keeps its keys in .demo/compose.
 DEMO_WORKDIR ?= .demo/walkthrough
+REPORT_DIR ?= report
+REPORT_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo status prepare-manifest remote-pack remote-zipapp lint typecheck layers vermin check test bench-remote bench-pull bench-upload
+.PHONY: help venv demo status report prepare-manifest remote-pack remote-zipapp lint typecheck layers vermin check test bench-remote bench-pull bench-upload
 
 help: ## show the targets and what they do
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-18s %s\n", $$1, $$2}'
@@ -38,6 +40,9 @@ status: $(VENV)/.installed ## per model: uploaded, last and best, waiting for ev
 	else \
 		$(VPY) -m local status --results-root $(RESULTS_ROOT) --state-dir $(STATE_DIR); \
 	fi
+
+report: $(VENV)/.installed ## best summary + checkpoint CSVs, charts and index.html of RESULTS_ROOT into REPORT_DIR (no W&B)
+	$(VPY) -m local report --results-root $(RESULTS_ROOT) --output-dir $(REPORT_DIR) $(REPORT_ARGS)
 
 # Training-machine targets run the native python3; USE_IMAGE=1 runs the remote image instead
 # (for clusters with Docker but no suitable Python), as the calling user so files stay theirs.

@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
 from typing import List, Optional
 
 from remote.contract.exit_codes import EXIT_BUSY, EXIT_FAILED, EXIT_OK, EXIT_USAGE, SUMMARY
@@ -18,7 +19,7 @@ from remote.contract.files import LockHeldError
 from remote.contract.names import MANIFEST_NAME
 from remote.contract.options import OptionEnvError, add_options
 from remote.contract.overrides import OverridesError
-from remote.contract.tree import checkpoint_step
+from remote.contract.tree import checkpoint_step, printable
 from remote.pack import PackError, PackOptions, PackReport, pack
 from remote.packplan import Filters
 from remote.prepare import ManifestOptions, ManifestReport, prepare_manifest
@@ -51,7 +52,7 @@ MANIFEST_OPTIONS = (
     "default_num_train_epochs",
     "default_wandb_group",
 )
-PACK_OPTIONS = ("outbox", "no_manifest", "full", "keep", "max_file_mb", "exclude")
+PACK_OPTIONS = ("outbox", "no_manifest", "full", "keep", "max_file_mb", "exclude", "jobs")
 
 
 def _subparser(
@@ -116,7 +117,7 @@ def manifest_options(args: argparse.Namespace, output: str) -> ManifestOptions:
 def print_manifest_report(report: ManifestReport, per_model: bool = True) -> None:
     """Print what prepare-manifest wrote, skipped and warned about."""
     verb = "written" if report.written else "unchanged"
-    print(f"Manifest {verb}: {report.path} ({len(report.models)} models)")
+    print(f"Manifest {verb}: {printable(report.path)} ({len(report.models)} models)")
     for warning in report.warnings:
         log.warning("%s", warning)
     if not per_model:
@@ -128,7 +129,7 @@ def print_manifest_report(report: ManifestReport, per_model: bool = True) -> Non
             )
         )
     for skipped in report.skipped:
-        print(f"  skipped {skipped.path}: {skipped.reason}")
+        print(f"  {skipped.line()}")
 
 
 def run_prepare(args: argparse.Namespace) -> int:
@@ -179,24 +180,24 @@ def _subdirs(path: str) -> List[str]:
 
 def print_pack_report(report: PackReport) -> None:
     """Print what pack published and what it left behind, with the reasons."""
-    plan, record = report.plan, report.record
+    tally, record = report.tally, report.record
     if record is None:
-        print(f"Nothing new to pack ({plan.unchanged} files unchanged).")
+        print(f"Nothing new to pack ({tally.unchanged} files unchanged).")
     else:
         print(f"Published {record.name}: {record.kind}, {record.files} files, {record.size} bytes")
     held = [
-        ("over the size limit", len(plan.too_large)),
-        ("excluded by name", len(plan.excluded)),
+        ("over the size limit", tally.too_large),
+        ("excluded by name", tally.excluded),
         ("changing while read, packed next time", len(report.changing)),
-        ("symlinks or special files", len(report.skipped)),
+        ("skipped (listed below)", len(report.skipped)),
     ]
     details = ", ".join(f"{count} {what}" for what, count in held if count)
     if details:
         print("Not packed: " + details)
     for path in report.changing:
-        log.info("changing while read: %s", path)
+        log.info("changing while read: %s", printable(path))
     for skipped in report.skipped:
-        print(f"  skipped {skipped.path}: {skipped.reason}")
+        print(f"  {skipped.line()}")
     if report.deleted:
         print("Removed from outbox: " + ", ".join(report.deleted))
 
@@ -207,16 +208,18 @@ def run_pack(args: argparse.Namespace) -> int:
     manifest_path = os.path.join(args.results_root, MANIFEST_NAME)
     if args.no_manifest and not os.path.isfile(manifest_path):
         raise UsageError(f"no manifest at {manifest_path}", "run without --no-manifest")
-    if args.keep < 1 or args.max_file_mb <= 0:
-        raise UsageError("--keep must be at least 1 and --max-file-mb positive", "see --help")
+    if args.keep < 1 or args.max_file_mb <= 0 or args.jobs < 1:
+        raise UsageError("--keep and --jobs must be at least 1 and --max-file-mb positive", "see --help")
     if not args.no_manifest:
-        report = prepare_manifest(manifest_options(args, manifest_path))
+        report = prepare_manifest(replace(manifest_options(args, manifest_path), list_skipped=False))
         print_manifest_report(report, per_model=False)
         if not report.models:
             warn_no_model(args.results_root)
     excludes = tuple(name.strip() for name in args.exclude.split(",") if name.strip())
     filters = Filters(int(args.max_file_mb * 1024 * 1024), excludes)
-    print_pack_report(pack(PackOptions(args.results_root, args.outbox, args.full, args.keep, filters)))
+    print_pack_report(
+        pack(PackOptions(args.results_root, args.outbox, args.full, args.keep, filters, args.jobs))
+    )
     return EXIT_OK
 
 

@@ -4,41 +4,31 @@ Publishing order makes every step safe to interrupt: the bundle is written under
 name and renamed, then the index naming it is replaced, then the packer's snapshot is saved.
 A crash before the index leaves an orphan file that no reader sees (removed next time); a
 crash before the snapshot only makes the next delta repeat some files, which unpack merges
-harmlessly. Nothing is ever lost. Standard library only.
+harmlessly. Nothing is ever lost. Writing the bundle is :mod:`remote.bundle`'s job; memory
+stays flat whatever the size of the tree. Standard library only.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import json
 import logging
 import os
-import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
+from remote.bundle import Bundle, PackError, worker_count, write_bundle
 from remote.contract import outbox
-from remote.contract.files import exclusive_lock, fsync_dir, now_iso, write_bytes_atomic, write_json_atomic
-from remote.contract.names import (
-    ACKS_DIR,
-    INDEX_NAME,
-    MANIFEST_NAME,
-    PACK_LOCK_NAME,
-    PACKER_STATE_NAME,
-    TEMP_PREFIX,
-)
-from remote.packplan import FilePlan, Filters, choose_kind, orphan_names, plan_files, plan_retention
-from remote.scan import FileStat, Skipped, snapshot
+from remote.contract.files import exclusive_lock, fsync_dir, now_iso, write_bytes_atomic
+from remote.contract.names import ACKS_DIR, INDEX_NAME, PACK_LOCK_NAME, PACKER_STATE_NAME, TEMP_PREFIX
+from remote.packplan import Filters, Tally, choose_kind, orphan_names, plan_retention
+from remote.scan import Skipped
+from remote.snapshot import Snapshot, SnapshotError, read_snapshot
+from remote.snapshot_v1 import V1_HEAD, convert_v1
 
 log = logging.getLogger(__name__)
-SNAPSHOT_VERSION = 1
-
-
-class PackError(RuntimeError):
-    """The outbox cannot be used (corrupt index, unwritable directory)."""
+__all__ = ["PackError", "PackOptions", "PackReport", "pack"]
 
 
 @dataclass
@@ -50,6 +40,7 @@ class PackOptions:
     full: bool = False
     keep: int = 20
     filters: Filters = field(default_factory=Filters)
+    jobs: int = 2
 
 
 @dataclass
@@ -57,97 +48,10 @@ class PackReport:
     """What one pack run did."""
 
     record: Optional[outbox.BundleRecord]
-    plan: FilePlan
+    tally: Tally
     skipped: List[Skipped]
     changing: List[str]
     deleted: List[str]
-
-
-class _HashingWriter(io.RawIOBase):
-    """A write-only file object that hashes and counts what passes through it."""
-
-    def __init__(self, target: BinaryIO) -> None:
-        self.target = target
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self.target.write(chunk)
-        self.sha256.update(chunk)
-        self.size += len(chunk)
-        return len(chunk)
-
-
-def read_stable(path: str, expected: FileStat) -> Optional[bytes]:
-    """Given a file and its scanned stat, return its bytes, or None if it changed while read.
-
-    A file still being written (size or mtime moving between the scan, the open and the
-    end of the read) is left for the next pack rather than shipped half-written.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(path, flags)
-    with os.fdopen(fd, "rb") as handle:
-        before = os.fstat(handle.fileno())
-        data = handle.read()
-        after = os.fstat(handle.fileno())
-    seen = {FileStat(s.st_size, s.st_mtime_ns) for s in (before, after)}
-    if seen != {expected} or len(data) != expected.size:
-        return None
-    return data
-
-
-def _add_member(tar: tarfile.TarFile, name: str, data: bytes, info: FileStat) -> None:
-    member = tarfile.TarInfo(name)
-    member.size = len(data)
-    member.mtime = info.mtime_ns // 1_000_000_000
-    member.mode = 0o644
-    tar.addfile(member, io.BytesIO(data))
-
-
-def write_bundle(
-    options: PackOptions, plan: FilePlan, current: Dict[str, FileStat], seq: int, kind: str
-) -> Tuple[outbox.BundleRecord, Dict[str, FileStat], List[str]]:
-    """Given the planned files, write and rename the bundle; return its record, what it holds, what moved."""
-    packed: Dict[str, FileStat] = {}
-    changing: List[str] = []
-    fd, tmp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=options.outbox)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            writer = _HashingWriter(raw)
-            with tarfile.open(fileobj=writer, mode="w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
-                for name in plan.include:
-                    data = _read_or_none(os.path.join(options.results_root, name), current[name])
-                    if data is None:
-                        changing.append(name)
-                        continue
-                    _add_member(tar, name, data, current[name])
-                    packed[name] = current[name]
-            raw.flush()
-            os.fsync(raw.fileno())
-            os.fchmod(raw.fileno(), 0o644)  # readable by the SFTP account, which may not be the packer's
-        name = outbox.bundle_name(seq, kind)
-        os.replace(tmp_path, os.path.join(options.outbox, name))
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_path)
-        raise
-    fsync_dir(options.outbox)
-    record = outbox.BundleRecord(
-        seq, kind, name, writer.size, writer.sha256.hexdigest(), len(packed), now_iso()
-    )
-    return record, packed, changing
-
-
-def _read_or_none(path: str, expected: FileStat) -> Optional[bytes]:
-    try:
-        return read_stable(path, expected)
-    except OSError as exc:
-        log.warning("not packed this time: %s (%s)", path, exc.strerror or exc)
-        return None
 
 
 def load_index(outbox_dir: str) -> List[outbox.BundleRecord]:
@@ -179,25 +83,34 @@ def load_acks(outbox_dir: str) -> List[outbox.Ack]:
     return acks
 
 
-def _load_snapshot(outbox_dir: str) -> Optional[Dict[str, FileStat]]:
+def load_snapshot(outbox_dir: str) -> Optional[Snapshot]:
+    """Given an outbox, return the packer's snapshot, or None (no snapshot yet, or unusable: full next).
+
+    A version 1 snapshot is first rewritten as version 2 under a temporary name (which the
+    pack's final clean-up removes); the old file stays until the new snapshot replaces it.
+    """
+    path = os.path.join(outbox_dir, PACKER_STATE_NAME)
     try:
-        with open(os.path.join(outbox_dir, PACKER_STATE_NAME), "rb") as handle:
-            document = json.load(handle)
-        return {path: FileStat(int(v[0]), int(v[1])) for path, v in document["files"].items()}
+        with open(path, "rb") as handle:
+            old_format = handle.read(len(V1_HEAD)) == V1_HEAD
+        if not old_format:
+            return read_snapshot(path)
+        fd, converted = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=outbox_dir)
+        os.close(fd)
+        convert_v1(path, converted)
+        return read_snapshot(converted)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+    except (OSError, ValueError) as exc:  # SnapshotError and UnicodeDecodeError are ValueErrors
         log.warning("packer snapshot unreadable (%s); the next bundle is full", exc)
         return None
 
 
-def _save_snapshot(outbox_dir: str, files: Dict[str, FileStat], last_seq: int) -> None:
-    document = {
-        "version": SNAPSHOT_VERSION,
-        "last_seq": last_seq,
-        "files": {path: [s.size, s.mtime_ns] for path, s in sorted(files.items())},
-    }
-    write_json_atomic(os.path.join(outbox_dir, PACKER_STATE_NAME), document)
+def _remove_converted(outbox_dir: str, snapshot: Optional[Snapshot]) -> None:
+    """Given the snapshot a pack read, delete it if it was a temporary conversion of version 1."""
+    if snapshot is not None and snapshot.path != os.path.join(outbox_dir, PACKER_STATE_NAME):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(snapshot.path)
 
 
 def _publish_index(outbox_dir: str, records: List[outbox.BundleRecord]) -> None:
@@ -223,24 +136,61 @@ def prune(
     return kept, sorted(stale)
 
 
+def _publish(
+    outbox_dir: str, bundle: Bundle, records: List[outbox.BundleRecord], kind: str
+) -> outbox.BundleRecord:
+    """Given a written bundle, rename it into place, then list it in the index, then save the snapshot."""
+    seq = max([r.seq for r in records] + [0]) + 1
+    name = outbox.bundle_name(seq, kind)
+    try:
+        os.replace(bundle.path, os.path.join(outbox_dir, name))
+    except BaseException:
+        bundle.discard()
+        raise
+    fsync_dir(outbox_dir)
+    record = outbox.BundleRecord(seq, kind, name, bundle.size, bundle.sha256, bundle.members, now_iso())
+    _publish_index(outbox_dir, records + [record])
+    if bundle.snapshot is not None:  # always, for a bundle worth publishing
+        bundle.snapshot.publish(os.path.join(outbox_dir, PACKER_STATE_NAME), seq)
+    return record
+
+
+def _write(options: PackOptions, previous: Optional[Snapshot], resave: bool = False) -> Bundle:
+    """Given the options and the snapshot to compare with (None: a full bundle), write the bundle."""
+    workers = worker_count(options.jobs)
+    full = previous is None
+    return write_bundle(
+        options.results_root, options.outbox, previous, full, options.filters, workers, resave
+    )
+
+
 def pack(options: PackOptions) -> PackReport:
     """Given the options, publish a bundle of what is new (or everything, for a full bundle)."""
     os.makedirs(options.outbox, exist_ok=True)
     with exclusive_lock(os.path.join(options.outbox, PACK_LOCK_NAME), "pack"):
         records = load_index(options.outbox)
-        previous = _load_snapshot(options.outbox)
+        previous = load_snapshot(options.outbox)
         kind = choose_kind(records, previous is not None, options.full, options.keep)
-        current, skipped = snapshot(options.results_root, always=(MANIFEST_NAME,))
-        plan = plan_files(current, previous or {}, kind == "full", options.filters)
+        converted = previous is not None and previous.path != os.path.join(options.outbox, PACKER_STATE_NAME)
+        try:
+            bundle = _write(options, None if kind == "full" else previous, resave=converted)
+        except SnapshotError as exc:  # a damaged record, found only while walking
+            log.warning("packer snapshot unusable (%s); this bundle is full", exc)
+            kind = "full"
+            bundle = _write(options, None)
+        finally:
+            _remove_converted(options.outbox, previous)
+        for warning in bundle.warnings:
+            log.warning("%s", warning)
         record: Optional[outbox.BundleRecord] = None
-        changing: List[str] = []
-        if kind == "full" or plan.include:
-            seq = max([r.seq for r in records] + [0]) + 1
-            record, packed, changing = write_bundle(options, plan, current, seq, kind)
+        if bundle.publishable:
+            record = _publish(options.outbox, bundle, records, kind)
             records.append(record)
-            _publish_index(options.outbox, records)
-            base = {} if kind == "full" else dict(previous or {})
-            base.update(packed)
-            _save_snapshot(options.outbox, base, seq)
+        else:
+            if bundle.snapshot is not None:  # a converted old snapshot: not converted again next time
+                last_seq = max([r.seq for r in records] + [0])
+                bundle.snapshot.publish(os.path.join(options.outbox, PACKER_STATE_NAME), last_seq)
+                bundle.snapshot = None
+            bundle.discard()
         records, deleted = prune(options.outbox, records, options.keep)
-        return PackReport(record, plan, skipped, changing, deleted)
+        return PackReport(record, bundle.tally, bundle.skipped, bundle.changing, deleted)

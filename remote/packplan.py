@@ -5,14 +5,17 @@ No I/O here, so every rule is tested with plain data. Standard library only.
 
 from __future__ import annotations
 
-import posixpath
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from dataclasses import dataclass
+from typing import List, Mapping, Optional, Sequence, Set, Tuple
 
-from remote.contract.names import MANIFEST_NAME
 from remote.contract.outbox import Ack, BundleRecord
 from remote.contract.tree import DEFAULT_EXCLUDES, DEFAULT_MAX_FILE_MB
 from remote.scan import FileStat
+
+# A directory whose listing must be read again next time (see directory_stamp).
+UNTRUSTED = "-"
+# Margin for coarse file-system timestamps and small clock differences with a file server.
+STAMP_MARGIN_NS = 60 * 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -22,47 +25,76 @@ class Filters:
     max_bytes: int = int(DEFAULT_MAX_FILE_MB * 1024 * 1024)
     exclude_names: Tuple[str, ...] = DEFAULT_EXCLUDES
 
+    def count_held(self, name: str, size: int, tally: Tally) -> bool:
+        """Given a file's name and size, count it in ``tally`` and say True if it never travels."""
+        if name in self.exclude_names:
+            tally.excluded += 1
+        elif size > self.max_bytes:
+            tally.too_large += 1
+        else:
+            return False
+        return True
+
 
 @dataclass
-class FilePlan:
-    """The files to pack (manifest first) and the counts of files the filters kept back."""
+class Tally:
+    """How many files one pack put in the bundle, found unchanged, or held back by the filters.
 
-    include: List[str]
+    The manifest, which every bundle carries, is not counted here.
+    """
+
+    included: int = 0
     unchanged: int = 0
-    too_large: List[str] = field(default_factory=list)
-    excluded: List[str] = field(default_factory=list)
+    too_large: int = 0
+    excluded: int = 0
 
-    @property
-    def has_data(self) -> bool:
-        """Tell whether anything besides the manifest is new."""
-        return any(path != MANIFEST_NAME for path in self.include)
+    def add(self, other: Tally) -> None:
+        """Given another tally, add its counts to this one."""
+        self.included += other.included
+        self.unchanged += other.unchanged
+        self.too_large += other.too_large
+        self.excluded += other.excluded
 
 
-def plan_files(
-    current: Dict[str, FileStat], previous: Dict[str, FileStat], full: bool, filters: Filters
-) -> FilePlan:
-    """Given the tree's files now and at the last bundle, return what the next bundle holds.
+def plan_directory(
+    files: Sequence[Tuple[str, FileStat]],
+    previous: Mapping[str, Optional[FileStat]],
+    full: bool,
+    filters: Filters,
+    tally: Tally,
+) -> List[Tuple[str, FileStat]]:
+    """Given one directory's files now and as last packed, return those the bundle should hold.
 
     A full bundle holds every file that passes the filters; a delta only those new or changed
-    (size or mtime differ) since the last bundle. The manifest is always included.
+    (size or mtime differ) since they were last packed. Counts go to ``tally``.
     """
-    plan = FilePlan(include=[])
-    for path in sorted(current):
-        info = current[path]
-        if path == MANIFEST_NAME:
+    include: List[Tuple[str, FileStat]] = []
+    for name, info in files:
+        if filters.count_held(name, info.size, tally):
             continue
-        if posixpath.basename(path) in filters.exclude_names:
-            plan.excluded.append(path)
-        elif info.size > filters.max_bytes:
-            plan.too_large.append(path)
-        elif full or previous.get(path) != info:
-            plan.include.append(path)
+        if full or previous.get(name) != info:
+            include.append((name, info))
         else:
-            plan.unchanged += 1
-    manifest_changed = previous.get(MANIFEST_NAME) != current.get(MANIFEST_NAME)
-    if MANIFEST_NAME in current and (full or manifest_changed or plan.include):
-        plan.include.insert(0, MANIFEST_NAME)
-    return plan
+            tally.unchanged += 1
+    return include
+
+
+def directory_stamp(inode: int, ctime_ns: int, trust_before_ns: int) -> str:
+    """Given a directory's inode and ctime, read just before it was listed, return its stamp.
+
+    Creating, deleting or renaming an entry sets the directory's ctime to the current time, and
+    nothing can set a ctime back, so while a directory keeps its stamp its listing still holds
+    and need not be read again (its files are still stat'ed: rewriting a file in place does not
+    touch the directory). A ctime within ``STAMP_MARGIN_NS`` of the listing is not trusted: on
+    a file system with coarse timestamps (one second on some network file systems) an entry
+    made just after the listing could share that ctime.
+    """
+    return f"{inode}:{ctime_ns}" if ctime_ns < trust_before_ns else UNTRUSTED
+
+
+def listing_reusable(stamp: str, inode: int, ctime_ns: int) -> bool:
+    """Given a directory's recorded stamp and its inode and ctime now, tell if its listing holds."""
+    return stamp != UNTRUSTED and stamp == f"{inode}:{ctime_ns}"
 
 
 def choose_kind(records: Sequence[BundleRecord], have_snapshot: bool, force_full: bool, keep: int) -> str:

@@ -24,6 +24,7 @@ from remote.contract.manifest import (
     infer_dataset,
 )
 from remote.contract.overrides import checked_override, load_overrides, split_variants
+from remote.contract.tree import printable
 from remote.scan import Skipped, discover_models
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class ManifestOptions:
     run_id_prefix: str = "eval"
     default_num_train_epochs: Optional[float] = None
     default_wandb_group: str = ""
+    list_skipped: bool = True  # pack does not print them and walks the tree itself
 
 
 @dataclass
@@ -108,7 +110,7 @@ def build_entry(
 def prepare_manifest(options: ManifestOptions) -> ManifestReport:
     """Given the options, scan the tree and write the manifest if its content changed."""
     overrides = load_overrides(options.overrides) if options.overrides else {}
-    model_dirs, skipped = discover_models(options.results_root)
+    model_dirs, skipped = discover_models(options.results_root, options.list_skipped)
     existing, previous = read_existing(options.output_manifest)
     warnings = [
         f"override for {name!r} ignored: no such model under {options.results_root}"
@@ -120,7 +122,8 @@ def prepare_manifest(options: ManifestOptions) -> ManifestReport:
         )
         for name in model_dirs
     ]
-    results_root = os.path.abspath(options.results_root)
+    # Informational only, but JSON text: a root whose own path is not UTF-8 is written escaped.
+    results_root = printable(os.path.abspath(options.results_root))
     unchanged = (
         existing is not None
         and existing.get("version") == MANIFEST_VERSION

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "local.cli.upload",
     "local.cli.service",
     "local.cli.status",
+    "local.cli.report",
     "local.cli.demo",
 )
 

@@ -3,7 +3,8 @@
 Given a work directory, play both roles: the training machine writes sample results and packs
 them into its outbox; the local side unpacks the bundles and uploads every checkpoint to W&B
 (offline mode unless ``WANDB_API_KEY`` is set); then a new checkpoint arrives and only it
-travels and uploads; a last pass finds nothing new and makes no W&B call. In production the
+travels and uploads; a last pass finds nothing new and makes no W&B call; last, the report
+(tables, charts, ``index.html``) is written from the local results. In production the
 bundles cross machines with ``python -m local pull`` over SFTP; here the outbox is local.
 
 The training machine's side runs as it would there: the remote role's own command line in a
@@ -22,6 +23,7 @@ import sys
 from typing import List
 
 from local.errors import UserError
+from local.report.build import INSTALL_HINT, ReportOptions, write_report
 from local.service.status import collect, load_entries, render_sides
 from local.unpack.apply import unpack_bundles
 from local.upload.report import PassReport, UploadOptions, WriterOptions
@@ -46,6 +48,7 @@ class Demo:
         self.results = os.path.join(self.workdir, "local", "results")
         self.state = os.path.join(self.workdir, "local", "state")
         self.wandb_dir = os.path.join(self.workdir, "local")
+        self.report_dir = os.path.join(self.workdir, "local", "report")
         self.mode = mode
 
     def reset(self) -> None:
@@ -112,6 +115,13 @@ class Demo:
         say(f"local: uploaded {uploaded} checkpoints to W&B ({calls} runs opened: per-checkpoint and epoch)")
         return report
 
+    def report(self) -> None:
+        """Local: write the researchers' report (tables, charts, page) from the uploaded results."""
+        result = write_report(ReportOptions(results_root=self.results, output_dir=self.report_dir))
+        say(f"report: open {result.index} ({len(result.charts)} charts; best_summary.csv beside it)")
+        if result.charts_missing:
+            say(f"report: no charts, matplotlib is not installed; to get them: {INSTALL_HINT}")
+
 
 def say(message: str) -> None:
     """Print one demo step."""
@@ -150,6 +160,7 @@ def run_demo(workdir: str, mode: str) -> int:
         "see this table again: make status (until you have results of your own), or "
         f"python -m local status --results-root {demo.results} --state-dir {demo.state}"
     )
+    demo.report()
     return max(codes)
 
 

@@ -193,9 +193,18 @@ def render(statuses: List[ModelStatus]) -> str:
             lines.append(f"    failed checkpoint-{step}: {reason}")
         if s.error:
             lines.append(f"    error: {s.error}")
-        if s.epoch_note:
-            lines.append(f"    {s.epoch_note}")
+    lines.extend(epoch_footer(statuses))
     return "\n".join(lines)
+
+
+def epoch_footer(statuses: List[ModelStatus]) -> List[str]:
+    """Given statuses, return one line per reason some models have no epoch (not one line per model)."""
+    lines = []
+    for note in sorted({s.epoch_note for s in statuses if s.epoch_note}):
+        names = [s.model_dir for s in statuses if s.epoch_note == note]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        lines.append(f"{note} ({len(names)} model(s): {shown})")
+    return lines
 
 
 def render_sides(sides: List[Side]) -> str:

@@ -22,6 +22,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
+from local.upload import ranking
 from local.upload.metrics import FileSig, MetricsResult
 from local.upload.state import ModelState
 from local.upload.targets import RunTarget
@@ -263,12 +264,14 @@ def summary(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Given table rows, return the run summary: best and last headline metrics with steps.
 
     ``eval/<metric>`` and ``checkpoint_step`` are set to the newest checkpoint's values, so a
-    late older checkpoint logged last does not become the run's displayed value.
+    late older checkpoint logged last does not become the run's displayed value. ``best/<metric>``
+    and ``best/step`` are the best checkpoint by the shared ranking (the report's best summary).
     """
     if not rows:
         return {}
     last = max(rows, key=lambda row: row[STEP_KEY])
     result: Dict[str, Any] = {"last_step": last[STEP_KEY], STEP_KEY: last[STEP_KEY]}
+    result.update(best_by_ranking(rows))
     result.update({f"eval/{name}": value for name, value in last["metrics"].items()})
     for metric in HEADLINE_METRICS:
         key = metric.lower()
@@ -283,3 +286,15 @@ def summary(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
         if last_value is not None:
             result["last_" + key] = last_value
     return result
+
+
+def best_by_ranking(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Given table rows, return ``best/<metric>`` for every metric of the best checkpoint by
+    :data:`local.upload.ranking.DEFAULT_RANK_BY`, and ``best/step`` (empty when none ranks)."""
+    by_step = {row[STEP_KEY]: row["metrics"] for row in rows}
+    step = ranking.best_step(by_step)
+    if step is None:
+        return {}
+    values: Dict[str, Any] = {f"best/{name}": value for name, value in by_step[step].items()}
+    values["best/step"] = step
+    return values

@@ -14,6 +14,9 @@ ACKS_DIR = "acks"
 PACKER_STATE_NAME = ".packer-state.json"
 PACK_LOCK_NAME = ".lock"
 TEMP_PREFIX = ".tmp-"
+# Scratch files of one pack's processes (compressed pieces, snapshot records), removed when it
+# ends; a crash leaves them to the next pack, which deletes every TEMP_PREFIX file.
+SPOOL_PREFIX = TEMP_PREFIX + "spool-"
 
 # In the local inbox (pull): verified bundles, partial downloads and the puller's own lock.
 PULL_STATE_NAME = ".pull-state.json"

@@ -92,6 +92,7 @@ _REMOTE = (
         "final_result.json,rollout.json",
         "basenames that never travel, comma-separated",
     ),
+    _option("--jobs", "PACK_JOBS", "int", 2, "processes that read and compress (at most the usable CPUs)"),
 )
 
 _LOGGING = (
@@ -283,7 +284,49 @@ _SERVICE = (
     ),
 )
 
-TABLE: Dict[str, Option] = {option.dest: option for option in _REMOTE + _LOGGING + _PULL + _UPLOAD + _SERVICE}
+# The report (local.report): tables, charts and a page from a results tree; no W&B access.
+_REPORT = (
+    _option("--output-dir", "REPORT_OUTPUT_DIR", "str", "report", "where the CSVs, charts and index.html go"),
+    _option(
+        "--rank-by",
+        "REPORT_RANK_BY",
+        "list",
+        ["NDCG@10", "HR@10", "NDCG@50", "HR@50"],
+        "the best checkpoint: highest first metric, ties broken by the next, then the lower step",
+    ),
+    _option(
+        "--peaks", "REPORT_PEAKS", "list", ["HR@50"], "metrics whose peak value, checkpoint and epoch to show"
+    ),
+    _option(
+        "--baseline",
+        "REPORT_BASELINE",
+        "list",
+        [],
+        "reference checkpoint MODEL_DIR:CHECKPOINT, compared with its group's models (repeatable)",
+    ),
+    _option(
+        "--models",
+        "REPORT_MODELS",
+        "list",
+        [],
+        "models to report, matched as --model-filter; none: all (repeatable, a,b)",
+    ),
+    _option(
+        "--group-by",
+        "REPORT_GROUP_BY",
+        "str",
+        "dataset",
+        "models on one chart and compared with one baseline",
+        choices=("dataset", "cb_setting", "none"),
+    ),
+    _option(
+        "--metrics", "REPORT_METRICS", "list", ["HR@10", "NDCG@10", "HR@50", "NDCG@50"], "metrics to chart"
+    ),
+)
+
+TABLE: Dict[str, Option] = {
+    option.dest: option for option in _REMOTE + _LOGGING + _PULL + _UPLOAD + _SERVICE + _REPORT
+}
 
 
 def _convert(option: Option, raw: str) -> Any:

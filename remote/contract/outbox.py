@@ -9,6 +9,16 @@ Layout of an outbox directory (file names in :mod:`remote.contract.names`)::
       acks/<consumer>.json           written by each uploader after it applied a bundle
       .packer-state.json, .lock      the packer's own bookkeeping (readers ignore them)
 
+Bundle format (what the unpacker may rely on):
+
+- one gzip member holding a POSIX.1-2001 (pax) tar archive of **regular files only** (no
+  directories, links, devices or FIFOs), each with mode 0644 and its mtime in whole seconds;
+- the current manifest (``.wandb_eval_manifest.json``) is the first member;
+- **member names are valid UTF-8**, relative to the results root, ``/``-separated, with no
+  empty, ``.`` or ``..`` component and no leading ``/``; no component is hidden (leading dot)
+  except the manifest's; each name appears once. A file or directory whose name on disk is
+  not valid UTF-8 is never packed (``pack`` skips it and says so; see :func:`remote.contract.tree.is_utf8`).
+
 A bundle is visible to readers only once it is listed in ``index.json``; the bundle file is
 renamed into place before the index that names it is replaced, so a reader never sees a
 half-written bundle. Every bundle contains the current manifest. A full bundle stands for

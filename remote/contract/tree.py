@@ -7,13 +7,14 @@ on neither.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Optional
 
 # Only ``checkpoint-<digits>`` is a step; ``checkpoint-best`` or ``checkpoint-final`` never are.
 CHECKPOINT_PREFIX = "checkpoint-"
 # ASCII digits without leading zeros: ``checkpoint-007`` would be read back as ``checkpoint-7``.
-CHECKPOINT_RE = re.compile(r"^checkpoint-(0|[1-9][0-9]*)$")
+CHECKPOINT_RE = re.compile(r"\Acheckpoint-(0|[1-9][0-9]*)\Z")  # \Z: "checkpoint-5\n" is not step 5
 # The eval writes one of these per checkpoint; the first that exists is read.
 METRIC_FILES = ("metrics.json", "metrics.tsv")
 # The original tool's transfer filters: larger files and these basenames never travel (pack), and
@@ -42,21 +43,36 @@ def checkpoint_dir_name(step: int) -> str:
     return f"{CHECKPOINT_PREFIX}{step}"
 
 
-# A lone surrogate \udcNN in a str is the byte 0xNN of a file name that was not valid UTF-8
-# (Python's surrogateescape); not preceded by an odd number of backslashes (a real backslash).
-_SURROGATE_RE = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])")
+# Shown as \xNN so that one name is always one line on any terminal.
+_CONTROL_CHARS = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]}
 
 
 def is_utf8(name: str) -> bool:
     """Given a name as Python decoded it from the file system or a tar header, tell whether its
-    bytes were valid UTF-8 (only such names can go into a manifest, a bundle, a ledger or W&B)."""
+    bytes are valid UTF-8: only such a name can be a bundle member, a manifest ``model_dir``, a
+    ledger entry or text sent to W&B, so only such names travel.
+
+    Undecodable bytes come back as surrogate escapes (or, under a non-UTF-8 locale, as other
+    characters): the name counts only when its bytes decode as UTF-8 to this very text.
+    """
+    if name.isascii():  # the common case, decided without encoding anything
+        return True
     try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8") == name
+    except (UnicodeDecodeError, UnicodeEncodeError):
         return False
-    return True
+
+
+def printable(name: str) -> str:
+    """Given a name or path as ``os`` or ``tarfile`` return it, return it printable on one line.
+
+    Bytes that are not UTF-8 (kept by Python as lone surrogates) and control characters (a newline
+    in a name) become ``\\xNN``, so printing never fails on a strict terminal and never spans lines.
+    Both roles name odd files this way.
+    """
+    return os.fsencode(name).decode("utf-8", "backslashreplace").translate(_CONTROL_CHARS)
 
 
 def shown_name(name: str) -> str:
-    """Given a file name, return it quoted on one line, each byte that is not UTF-8 as ``\\xNN``."""
-    return _SURROGATE_RE.sub(r"\1\\x\2", repr(name))
+    """Given a name, return it :func:`printable` and quoted, for messages that name one item."""
+    return f"'{printable(name)}'"

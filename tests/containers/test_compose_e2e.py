@@ -55,12 +55,19 @@ def demo_runs_are_separate(base_url: str) -> bool:
     )
 
 
+VARIANTS = ("ckpt_step", "epoch")  # every model uploads to its run and its epoch run
+
+
 def steps_by_model(base_url: str) -> Dict[str, List[int]]:
-    """Given the server URL, return each run's logged checkpoint steps (in line order) by model_dir."""
+    """Given the server URL, return each run's logged checkpoint steps (in line order), keyed
+    ``<model_dir>#<upload variant>`` (a model's run and its epoch run carry the same model_dir)."""
     found: Dict[str, List[int]] = {}
     for record in get_json(base_url + "/_test/runs")["runs"]:
-        model = record["config"].get("model_dir", record["run_id"])
-        found[model] = [row["checkpoint_step"] for row in record["history"] if "checkpoint_step" in row]
+        config = record["config"]
+        run = "{}#{}".format(
+            config.get("model_dir", record["run_id"]), config.get("upload_variant", "ckpt_step")
+        )
+        found[run] = [row["checkpoint_step"] for row in record["history"] if "checkpoint_step" in row]
     return found
 
 
@@ -75,7 +82,7 @@ def expected_steps(workdir: Path) -> Dict[str, List[int]]:
             if c.name.split("-", 1)[-1].isdigit()
             and any((c / n).exists() for n in ("metrics.json", "metrics.tsv"))
         ]
-        expected[model.name] = sorted(steps)
+        expected.update({f"{model.name}#{variant}": sorted(steps) for variant in VARIANTS})
     return expected
 
 
@@ -165,7 +172,8 @@ def test_demo_profile_uploads_every_checkpoint_exactly_once(
             timeout=60,
         ).stdout.split()
         model, step = added[1], int(added[2].split("-", 1)[1])  # "added <model> checkpoint-<step>"
-        expected[model] = sorted(expected[model] + [step])
+        for variant in VARIANTS:
+            expected[f"{model}#{variant}"] = sorted(expected[f"{model}#{variant}"] + [step])
         wait_until(
             "the added checkpoint {} of {}".format(step, model),
             lambda: landed_once(wandb_server, expected),
@@ -173,6 +181,15 @@ def test_demo_profile_uploads_every_checkpoint_exactly_once(
             diagnose,
         )
         TIMER.measure("added checkpoint landed", began)
+        landed_at = time.time()
+        wait_until(  # the cycle that logged it has finished and saved its state: nothing in flight
+            "the uploader idle after the added checkpoint",
+            lambda: (
+                heartbeat(compose).get("phase") == "idle" and heartbeat(compose).get("time", 0) > landed_at
+            ),
+            120,
+            diagnose,
+        )
 
         before, uploads_before = steps_by_model(wandb_server), uploads_seen(wandb_server)
         began = time.monotonic()

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import List
 
-from remote.contract.names import MANIFEST_NAME
 from remote.contract.outbox import Ack, BundleRecord, bundle_name
-from remote.packplan import Filters, choose_kind, orphan_names, plan_files, plan_retention
+from remote.packplan import (
+    UNTRUSTED,
+    Filters,
+    Tally,
+    choose_kind,
+    directory_stamp,
+    listing_reusable,
+    orphan_names,
+    plan_directory,
+    plan_retention,
+)
 from remote.scan import FileStat
 
 
@@ -30,41 +39,47 @@ def _ack(seq: int, name: str = "local") -> Ack:
     return Ack(name, seq, "t")
 
 
-def test_packplan_delta_holds_only_new_and_changed_files_plus_manifest() -> None:
-    previous = {
-        MANIFEST_NAME: FileStat(10, 1),
-        "a/c-1/metrics.json": FileStat(5, 1),
-        "a/c-2/metrics.json": FileStat(5, 1),
-    }
-    current = dict(previous, **{"a/c-2/metrics.json": FileStat(6, 2), "a/c-3/metrics.json": FileStat(5, 3)})
-    plan = plan_files(current, previous, full=False, filters=Filters())
-    assert plan.include == [MANIFEST_NAME, "a/c-2/metrics.json", "a/c-3/metrics.json"]
-    assert plan.unchanged == 1
+def test_packplan_delta_holds_only_new_and_changed_files() -> None:
+    previous = {"m1.json": FileStat(5, 1), "m2.json": FileStat(5, 1), "held.json": None}
+    files = [("m1.json", FileStat(5, 1)), ("m2.json", FileStat(6, 2)), ("m3.json", FileStat(5, 3))]
+    files.append(("held.json", FileStat(5, 1)))  # listed but never packed (a filter held it back)
+    tally = Tally()
+    include = plan_directory(files, previous, False, Filters(), tally)
+    assert [name for name, _ in include] == ["m2.json", "m3.json", "held.json"]
+    assert (tally.unchanged, tally.included) == (1, 0)  # included counts files actually packed
 
 
-def test_packplan_nothing_new_means_empty_plan() -> None:
-    files = {MANIFEST_NAME: FileStat(10, 1), "a/c-1/metrics.json": FileStat(5, 1)}
-    plan = plan_files(files, dict(files), full=False, filters=Filters())
-    assert plan.include == [] and not plan.has_data
+def test_packplan_nothing_new_means_nothing_to_include() -> None:
+    files = [("metrics.json", FileStat(5, 1))]
+    assert plan_directory(files, dict(files), False, Filters(), Tally()) == []
 
 
-def test_packplan_changed_manifest_alone_is_published() -> None:
-    previous = {MANIFEST_NAME: FileStat(10, 1)}
-    plan = plan_files({MANIFEST_NAME: FileStat(11, 2)}, previous, full=False, filters=Filters())
-    assert plan.include == [MANIFEST_NAME] and not plan.has_data
+def test_packplan_full_includes_unchanged_files_too() -> None:
+    files = [("metrics.json", FileStat(5, 1))]
+    assert plan_directory(files, dict(files), True, Filters(), Tally()) == files
 
 
 def test_packplan_filters_hold_back_large_and_excluded_files() -> None:
-    current = {
-        "a/c-1/metrics.json": FileStat(5, 1),
-        "a/c-1/rollout.json": FileStat(5, 1),
-        "a/c-1/final_result.json": FileStat(5, 1),
-        "a/c-1/weights.bin": FileStat(11, 1),
-    }
-    plan = plan_files(current, {}, full=True, filters=Filters(max_bytes=10))
-    assert plan.include == ["a/c-1/metrics.json"]
-    assert plan.too_large == ["a/c-1/weights.bin"]
-    assert plan.excluded == ["a/c-1/final_result.json", "a/c-1/rollout.json"]
+    files = [
+        ("final_result.json", FileStat(5, 1)),
+        ("metrics.json", FileStat(5, 1)),
+        ("rollout.json", FileStat(5, 1)),
+        ("weights.bin", FileStat(11, 1)),
+    ]
+    tally = Tally()
+    include = plan_directory(files, {}, True, Filters(max_bytes=10), tally)
+    assert include == [("metrics.json", FileStat(5, 1))]
+    assert (tally.too_large, tally.excluded) == (1, 2)
+
+
+def test_packplan_a_listing_is_reused_only_while_the_directory_keeps_an_old_stamp() -> None:
+    trust_before = 1_000
+    stamp = directory_stamp(7, 999, trust_before)
+    assert listing_reusable(stamp, 7, 999)
+    assert not listing_reusable(stamp, 7, 1_005)  # an entry was added, removed or renamed
+    assert not listing_reusable(stamp, 8, 999)  # another directory now has this name
+    recent = directory_stamp(7, 1_000, trust_before)  # changed too close to the listing
+    assert recent == UNTRUSTED and not listing_reusable(recent, 7, 1_000)
 
 
 def test_packplan_kind_is_full_first_when_forced_and_when_the_chain_reaches_keep() -> None:

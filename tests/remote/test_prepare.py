@@ -12,6 +12,7 @@ from remote.cli import main
 from remote.contract.manifest import default_run_id, parse_manifest
 from remote.contract.names import MANIFEST_NAME
 from remote.prepare import ManifestOptions, prepare_manifest
+from remote.scan import discover_models
 from tests.fixtures.trees import SAMPLE_MANIFEST, SAMPLE_OVERRIDES, make_results_tree, write_checkpoint
 
 
@@ -206,3 +207,19 @@ def test_prepare_missing_results_root_is_a_one_line_error(
     err = capsys.readouterr().err
     # The flag was passed: the hint is to check the path, not to pass the flag.
     assert err.startswith("Error: results root not found:") and "Hint: check the path" in err
+
+
+def test_prepare_quick_scan_inside_pack_finds_the_same_models(tmp_path: Path) -> None:
+    root = make_results_tree(tmp_path / "results", ["Good-sft-a"], [10])
+    (root / "OnlyBest-sft-c" / "checkpoint-best").mkdir(parents=True)
+    (root / "OnlyFile-sft-d").mkdir()
+    (root / "OnlyFile-sft-d" / "checkpoint-5").write_text("a file, not a folder")
+    outside = make_results_tree(tmp_path / "outside", ["Elsewhere-sft-f"], [40])
+    (root / "OnlyLink-sft-e").mkdir()
+    os.symlink(outside / "Elsewhere-sft-f" / "checkpoint-40", root / "OnlyLink-sft-e" / "checkpoint-40")
+    write_checkpoint(root, "Mixed-sft-g", 20)
+    (root / "Mixed-sft-g" / "checkpoint-final").mkdir()
+    complete, skipped = discover_models(str(root))
+    quick, _ = discover_models(str(root), list_skipped=False)
+    assert quick == complete == ["Good-sft-a", "Mixed-sft-g"]
+    assert {s.path for s in skipped} >= {"OnlyBest-sft-c/checkpoint-best", "OnlyLink-sft-e/checkpoint-40"}

@@ -42,6 +42,29 @@ def test_demo_uploads_every_sample_checkpoint_then_only_the_new_one(
         in out
     )
     assert "see this table again: make status" in out
+    # It ends with the report of the demo's data, and says where its page is.
+    index = workdir / "local" / "report" / "index.html"
+    assert (
+        out.rstrip().splitlines()[-1] == f"==> report: open {index} (17 charts; best_summary.csv beside it)"
+    )
+    assert len((workdir / "local" / "report" / "best_summary.csv").read_text().splitlines()) == 1 + 6
+
+
+def test_demo_without_matplotlib_still_writes_the_report_tables_and_says_how_to_get_charts(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    workdir = tmp_path / "demo"
+    assert main(["demo", "--workdir", str(workdir)]) == 0
+    last = capsys.readouterr().out.rstrip().splitlines()[-2:]
+    assert last[0].endswith("index.html (0 charts; best_summary.csv beside it)")
+    assert (
+        last[1] == "==> report: no charts, matplotlib is not installed; to get them: pip install '.[report]'"
+    )
+    report = workdir / "local" / "report"
+    assert (report / "checkpoint_metrics.csv").exists() and not (report / "charts").exists()
 
 
 def test_demo_refuses_to_delete_a_directory_it_did_not_make(

@@ -218,6 +218,7 @@ def test_status_says_in_one_line_why_a_model_has_no_epoch(
     out = capsys.readouterr().out.splitlines()
     notes = [line for line in out if line.strip().startswith("epoch unknown")]
     assert len(notes) == 1 and "set them in the overrides file" in notes[0]
+    assert notes[0].endswith("(1 model(s): ModelA-sft-x)")  # one line for all such models
     manifest = uploaded / "results" / MANIFEST_NAME
     document = json.loads(manifest.read_text())
     document["models"][0].update(num_train_epochs=3, max_steps=600)  # a stable source from now on

@@ -159,6 +159,6 @@ def test_unpack_names_at_most_ten_skipped_members_then_counts_the_rest(
 def test_shown_name_escapes_undecodable_bytes_and_line_breaks() -> None:
     assert shown_name(undecodable("Caf")) == "'Caf\\xe9'"
     assert shown_name(undecodable("x", b"\xff\xfe")) == "'x\\xff\\xfe'"
-    assert shown_name("a\nb") == "'a\\nb'"
-    assert shown_name("back\\udce9") == "'back\\\\udce9'"  # a real backslash is not a byte
+    assert shown_name("a\nb") == "'a\\x0ab'"  # a control character as \\xNN, as both roles show it
+    assert shown_name("back\\udce9") == "'back\\udce9'"  # a real backslash is kept, never shown as a byte
     assert shown_name("ModelA/metrics.json") == "'ModelA/metrics.json'"

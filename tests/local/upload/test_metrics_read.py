@@ -93,3 +93,9 @@ def test_checkpoint_step_accepts_only_digits() -> None:
     assert checkpoint_step("checkpoint-384") == 384
     assert checkpoint_step("checkpoint-best") is None
     assert checkpoint_step("checkpoint-1e3") is None
+    # One folder, one step: no leading zeros (checkpoint-007 would be read back as checkpoint-7),
+    # no other digits than ASCII, nothing after the digits (not even a newline).
+    assert [checkpoint_step(n) for n in ("checkpoint-007", "checkpoint-\u0663", "checkpoint-5\n")] == [
+        None
+    ] * 3
+    assert checkpoint_step("checkpoint-0") == 0

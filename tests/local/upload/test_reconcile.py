@@ -145,9 +145,11 @@ def test_reconcile_read_errors_are_retried_and_an_unreadable_run_is_never_guesse
         path.unlink()
     write_checkpoint(results, "a", 300)
     write_checkpoint(results, "b", 300)
-    # Every read of b's history fails; a's reads fail twice (a 5xx, a dropped connection) then work.
+    # Every read of b's history fails; a's reads fail three times (a 5xx, a 429 with Retry-After, a
+    # dropped connection), then work.
     wandb_server.inject(500, count=1000, operation="Run", body_match="eval-b")
     wandb_server.inject(503, count=1, operation="RunParquetHistory", body_match="eval-a")
+    wandb_server.inject(429, count=1, operation="HistoryPage", retry_after=1, body_match="eval-a")
     wandb_server.drop_connections(count=1, operation="Run", body_match="eval-a")
     report = upload_pass(options(results, state_dir, init_timeout=5, retry_attempts=3))
     assert report.exit_code() == EXIT_TRANSIENT
