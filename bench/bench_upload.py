@@ -1,14 +1,20 @@
-"""Figures for the uploader (issue 4), against the W&B-protocol test server on loopback.
+"""Figures for the uploader (issues 4 and 11), against the W&B-protocol test server on loopback.
 
-    .venv/bin/python bench/bench_upload.py backfill [--models 200 --checkpoints 30 --latency 0.05]
-    .venv/bin/python bench/bench_upload.py idle [--models 1000 --checkpoints 100]
-    .venv/bin/python bench/bench_upload.py collection
+    python bench/bench_upload.py backfill [--models 200 --checkpoints 30 --latency 0.05] [--workers 1,2,4]
+                                          [--variants ckpt_step] [--repeats 3] [--baseline REV] [--original N]
+    python bench/bench_upload.py idle [--models 1000 --checkpoints 100] [--baseline REV]
+    python bench/bench_upload.py collection
 
-backfill:   first upload of a generated tree, 1 worker vs the default workers, added latency.
-idle:       a pass with nothing new over a fully processed tree: wall time and peak memory.
-collection: one run with the SDK's default collection vs the uploader's lean settings:
-            requests, files and bytes the server received, and wall time.
-Prints one JSON line per measurement; bench/upload.md records the results.
+backfill:   first upload of a generated tree at the given latency per request; each measurement on
+            a fresh server. This tree (``--workers`` default), the commit ``--baseline`` (extracted
+            with ``git archive``; measured at its own default workers and at 16), interleaved per
+            repeat so the machine's load falls on all alike, and ``--original N`` times the replay
+            of the original tool (tests/fixtures/original_tool.py).
+idle:       a tree whose every run is uploaded: ``upload --once`` (a full scan) three times, and
+            the service loop (``run``, three cycles: the first a full scan, then idle cycles).
+collection: one run with the SDK's default collection vs the uploader's lean settings.
+Every pass runs in its own process under bench/measure.py (wall, CPU and RSS of the whole process
+tree: uploader, forkserver, workers, wandb-core). Prints one JSON line per measurement.
 """
 
 from __future__ import annotations
@@ -18,29 +24,24 @@ import json
 import logging
 import os
 import platform
-import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from local.upload import plan  # noqa: E402
-from local.upload.metrics import scan_checkpoints  # noqa: E402
-from local.upload.report import UploadOptions  # noqa: E402
-from local.upload.state import ModelState, save_state, state_path  # noqa: E402
-from local.upload.uploader import upload_pass  # noqa: E402
-from local.upload.writer import WriterOptions  # noqa: E402
-from tests.fixtures.trees import metrics_for  # noqa: E402
+from bench.bench_setup import extract_commit, processed_tree  # noqa: E402
+from local.upload.report import UploadOptions, WriterOptions  # noqa: E402
 from tests.fixtures.upload import generated_tree  # noqa: E402
 from tests.wandb_server import WandbTestServer  # noqa: E402
 
-DEFAULT_WORKERS = UploadOptions().workers
+MEASURE = REPO / "bench" / "measure.py"
+BOTH = "ckpt_step,epoch"
 # What the test server's env turns off; removed for the "SDK defaults" side of the comparison.
 COLLECTION_ENV = (
     "WANDB_DISABLE_CODE",
@@ -56,105 +57,153 @@ COLLECTION_ENV = (
 
 def emit(name: str, **values: Any) -> None:
     values.update(bench=name, python=platform.python_version(), cpus=os.cpu_count())
+    values["load_avg_1m"] = round(os.getloadavg()[0], 1)
     print(json.dumps(values), flush=True)
 
 
-def start_server(root: Path, keep_collection_env: bool = True) -> WandbTestServer:
+def start_server(root: Path, latency: float = 0.0) -> WandbTestServer:
     server = WandbTestServer().start()
     server.wandb_root = str(root / "wandb")
-    env = server.env()
-    if not keep_collection_env:
-        env = {k: v for k, v in env.items() if k not in COLLECTION_ENV}
-        for name in COLLECTION_ENV:
-            os.environ.pop(name, None)
-    os.environ.update(env)
+    server.set_latency(latency)
     return server
 
 
-def pass_options(root: Path, state: Path, workers: int, lean: bool = True) -> UploadOptions:
-    writer = WriterOptions(init_timeout=60, finish_timeout=120, retry_wait_max=1, lean=lean)
-    return UploadOptions(results_root=str(root), state_dir=str(state), workers=workers, writer=writer)
+def measured(which: str, argv: List[str], env: Dict[str, str], code: Path = REPO) -> Dict[str, Any]:
+    """Given a pass's command line, run it under bench/measure.py; return its figures."""
+    command = [sys.executable, str(MEASURE), "--code", str(code), which, "--", *argv]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=str(code))
+    lines = [line for line in done.stdout.splitlines() if line.startswith("MEASURED ")]
+    if not lines:
+        raise RuntimeError(f"measure failed ({done.returncode}): {done.stderr[-3000:]}")
+    return json.loads(lines[-1][len("MEASURED ") :])
+
+
+def upload_argv(results: Path, state: Path, variants: str, workers: Optional[int]) -> List[str]:
+    argv = ["upload", "--once", "--results-root", str(results), "--state-dir", str(state)]
+    argv += ["--variants", variants, "--init-timeout", "60", "--finish-timeout", "120"]
+    argv += ["--retry-wait-max", "1", "--log-level", "WARNING"]
+    return argv + (["--workers", str(workers)] if workers else [])
+
+
+def backfill_one(args: argparse.Namespace, scratch: Path, results: Path, who: str, **how: Any) -> None:
+    """Given a tree, upload it once on a fresh server as ``who`` says; emit the figures."""
+    tag = f"{who}-{time.monotonic_ns()}"
+    server = start_server(scratch / tag, args.latency)
+    env = {**os.environ, **server.env()}
+    served = time.process_time()  # this process only serves W&B meanwhile: the server's CPU
+    if who == "original":
+        argv = [
+            str(results),
+            str(results / ".wandb_eval_manifest.json"),
+            str(scratch / tag / "state"),
+            args.variants,
+        ]
+        figures = measured("original", argv, env)
+    else:
+        argv = upload_argv(results, scratch / tag / "state", args.variants, how.get("workers"))
+        figures = measured("upload", argv, env, how.get("code", REPO))
+    served = time.process_time() - served
+    rows = sum(len(run.history) for run in server.runs())
+    runs = len(server.runs())
+    emit(
+        "backfill",
+        who=who,
+        models=args.models,
+        checkpoints=args.checkpoints,
+        latency_s=args.latency,
+        variants=args.variants,
+        workers=how.get("workers") or "default",
+        runs=runs,
+        history_rows=rows,
+        requests=server.request_count(),
+        server_cpu_s=round(served, 1),
+        cpu_per_model_s=round(figures["cpu_s"] / args.models, 3),
+        **figures,
+    )
+    server.stop()
+    shutil.rmtree(scratch / tag, ignore_errors=True)
 
 
 def bench_backfill(args: argparse.Namespace, scratch: Path) -> None:
-    names = ["model-{:04d}".format(i) for i in range(args.models)]
+    names = [f"model-{i:04d}" for i in range(args.models)]
     results = generated_tree(scratch / "results", names, range(100, 100 * (args.checkpoints + 1), 100))
-    for workers in (1, DEFAULT_WORKERS):
-        server = start_server(scratch / "w{}".format(workers))
-        server.set_latency(args.latency)
-        state = scratch / "state-{}".format(workers)
-        started = time.perf_counter()
-        report = upload_pass(pass_options(results, state, workers))
-        wall = time.perf_counter() - started
-        rows = sum(len(run.history) for run in server.runs())
-        emit(
-            "backfill",
-            models=args.models,
-            checkpoints=args.checkpoints,
-            latency_s=args.latency,
-            workers=workers,
-            wall_s=round(wall, 1),
-            exit_code=report.exit_code(),
-            history_rows=rows,
-            requests=server.request_count(),
-        )
-        server.stop()
-
-
-def processed_state(results: Path, state_dir: Path, model: str) -> None:
-    """Write the state a finished upload leaves, without uploading (the idle bench's setup)."""
-    state = ModelState(model, "eval-" + model)
-    scan = scan_checkpoints(str(results / model))
-    items = []
-    for step, sig in scan.items():
-        assert sig is not None
-        metrics = metrics_for(step)
-        items.append(plan.Item(step, 0, plan.metrics_digest(metrics), tuple(sig), metrics))
-    plan.mark_processed(state, items)
-    plan.note_seen(state, scan)
-    save_state(state_path(str(state_dir), model, "eval-" + model), state)
+    baseline = extract_commit(REPO, args.baseline, scratch / "baseline") if args.baseline else None
+    sizes = [int(n) for n in args.workers.split(",")] if args.workers else [0]
+    for _ in range(args.repeats):
+        for size in sizes:
+            backfill_one(args, scratch, results, "this tree", workers=size or None)
+        if baseline is not None:
+            backfill_one(args, scratch, results, f"baseline {args.baseline}", code=baseline)
+            backfill_one(args, scratch, results, f"baseline {args.baseline}", code=baseline, workers=16)
+    for _ in range(args.original):  # the original is slow: its repeats are counted apart
+        backfill_one(args, scratch, results, "original")
 
 
 def bench_idle(args: argparse.Namespace, scratch: Path) -> None:
-    names = ["model-{:04d}".format(i) for i in range(args.models)]
     started = time.perf_counter()
-    results = generated_tree(scratch / "results", names, range(100, 100 * (args.checkpoints + 1), 100))
-    state = scratch / "state"
-    for name in names:
-        processed_state(results, state, name)
+    results, state = processed_tree(scratch, args.models, args.checkpoints)
     setup = time.perf_counter() - started
     server = start_server(scratch)
-    # Two timed passes (tracemalloc slows allocation-heavy code, so it gets a pass of its own).
-    for attempt in (1, 2, 3):
-        traced = attempt == 3
-        if traced:
-            tracemalloc.start()
-        started = time.perf_counter()
-        report = upload_pass(pass_options(results, state, DEFAULT_WORKERS))
-        wall = time.perf_counter() - started
-        peak = tracemalloc.get_traced_memory()[1] if traced else 0
-        tracemalloc.stop()
-        emit(
-            "idle",
-            models=args.models,
-            checkpoints=args.checkpoints,
-            attempt=attempt,
-            tracemalloc=traced,
-            wall_s=round(wall, 2),
-            tracemalloc_peak_mib=round(peak / 2**20, 1) if traced else None,
-            maxrss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            requests=server.request_count(),
-            exit_code=report.exit_code(),
-            setup_s=round(setup, 1),
-        )
+    env = {**os.environ, **server.env()}
+    baseline = extract_commit(REPO, args.baseline, scratch / "baseline") if args.baseline else None
+    for who, code in [("this tree", REPO)] + ([(f"baseline {args.baseline}", baseline)] if baseline else []):
+        for attempt in (1, 2, 3):
+            server.reset_requests()
+            figures = measured("upload", upload_argv(results, state, BOTH, None), env, code or REPO)
+            emit(
+                "idle",
+                who=who,
+                models=args.models,
+                checkpoints=args.checkpoints,
+                attempt=attempt,
+                setup_s=round(setup, 1),
+                requests=server.request_count(),
+                **figures,
+            )
+    (scratch / "inbox").mkdir(exist_ok=True)
+    loop = [
+        "run",
+        "--results-root",
+        str(results),
+        "--state-dir",
+        str(state),
+        "--inbox",
+        str(scratch / "inbox"),
+    ]
+    loop += ["--poll-interval-seconds", "0.01", "--max-cycles", "3", "--log-level", "WARNING"]
+    server.reset_requests()
+    figures = measured("loop", loop, env)
+    emit(
+        "idle service loop",
+        who="this tree",
+        models=args.models,
+        checkpoints=args.checkpoints,
+        requests=server.request_count(),
+        **figures,
+    )
     server.stop()
 
 
 def run_one(scratch: Path, lean: bool, tag: str) -> Dict[str, Any]:
-    server = start_server(scratch / tag, keep_collection_env=lean)
+    from local.upload.uploader import upload_pass
+
+    server = start_server(scratch / tag)
+    env = server.env()
+    if not lean:
+        env = {k: v for k, v in env.items() if k not in COLLECTION_ENV}
+        for name in COLLECTION_ENV:
+            os.environ.pop(name, None)
+    os.environ.update(env)
     results = generated_tree(scratch / tag / "results", ["model"], range(100, 3100, 100))
+    writer = WriterOptions(init_timeout=60, finish_timeout=120, retry_wait_max=1, lean=lean)
+    options = UploadOptions(
+        results_root=str(results),
+        state_dir=str(scratch / tag / "state"),
+        writer=writer,
+        variants=("ckpt_step",),
+    )
     started = time.perf_counter()
-    report = upload_pass(pass_options(results, scratch / tag / "state", 1, lean=lean))
+    report = upload_pass(options)
     wall = time.perf_counter() - started
     run = server.run("eval-model")
     assert run is not None and report.exit_code() == 0
@@ -176,7 +225,7 @@ def bench_collection(args: argparse.Namespace, scratch: Path) -> None:
     saved = dict(os.environ)
     for lean in (False, True):
         for repeat in range(args.repeats):
-            emit("collection", repeat=repeat, **run_one(scratch, lean, "lean{}-{}".format(int(lean), repeat)))
+            emit("collection", repeat=repeat, **run_one(scratch, lean, f"lean{int(lean)}-{repeat}"))
             os.environ.clear()
             os.environ.update(saved)
 
@@ -189,7 +238,15 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=None)
     parser.add_argument("--checkpoints", type=int, default=None)
     parser.add_argument("--latency", type=float, default=0.05)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--variants", default="ckpt_step", help="ckpt_step, or ckpt_step,epoch (the default runs)"
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--workers", default="", help="this tree's --workers to measure, e.g. 1,2,4 (default: its default)"
+    )
+    parser.add_argument("--baseline", default="", help="a commit to measure the same way (git archive)")
+    parser.add_argument("--original", type=int, default=0, help="also replay the original tool, N times")
     args = parser.parse_args()
     defaults = {"backfill": (200, 30), "idle": (1000, 100), "collection": (1, 30)}[args.which]
     args.models = args.models or defaults[0]
