@@ -27,11 +27,11 @@ from tenacity import (
     stop_after_attempt,
     stop_after_delay,
     wait_exponential_jitter,
-    wait_none,
 )
 
 from local.upload.failures import WandbPermanentError, WandbTransientError
 from local.upload.report import WriterOptions
+from local.upload.retry_budget import within_budget
 from local.upload.targets import RunTarget
 from local.upload.writer import classify_error
 
@@ -62,12 +62,7 @@ def run_path(target: RunTarget) -> str:
 
 def read_policy(options: WriterOptions) -> Retrying:
     """Given writer options, return :data:`HISTORY_READ_RETRY` with their attempt and wait budget."""
-    wait = (
-        wait_none() if options.retry_wait_max <= 0 else wait_exponential_jitter(2, options.retry_wait_max, 2)
-    )
-    return HISTORY_READ_RETRY.copy(
-        stop=stop_after_attempt(max(1, options.retry_attempts)) | stop_after_delay(300), wait=wait
-    )
+    return within_budget(HISTORY_READ_RETRY, options, total_seconds=300)
 
 
 def read_history(target: RunTarget, options: WriterOptions) -> List[Dict[str, Any]]:

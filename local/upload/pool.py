@@ -36,13 +36,13 @@ from tenacity import (
     stop_after_attempt,
     stop_after_delay,
     wait_exponential_jitter,
-    wait_none,
 )
 
 from local.logsetup import JsonLineFormatter
 from local.upload.failures import WandbTransientError
 from local.upload.plan import Job
 from local.upload.report import ModelOutcome, UploadOptions, WriterOptions
+from local.upload.retry_budget import within_budget
 from local.upload.worker import BOUNCED, worker_main
 
 log = logging.getLogger(__name__)
@@ -72,14 +72,7 @@ _CONTEXT: Optional[Any] = None
 
 def retry_policy(options: WriterOptions) -> Retrying:
     """Given writer options, return :data:`WANDB_RETRY` with their attempt and wait budget."""
-    wait = (
-        wait_none()
-        if options.retry_wait_max <= 0
-        else wait_exponential_jitter(multiplier=2, max=options.retry_wait_max, jitter=2)
-    )
-    return WANDB_RETRY.copy(
-        stop=stop_after_attempt(max(1, options.retry_attempts)) | stop_after_delay(600), wait=wait
-    )
+    return within_budget(WANDB_RETRY, options, total_seconds=600)
 
 
 class _TransientOutcome(WandbTransientError):
