@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import BinaryIO, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
-from remote.contract.files import fsync_dir
+from remote.contract.files import copy_range, fsync_dir
 from remote.scan import FileStat
 
 SNAPSHOT_FORMAT = "remote-pack-snapshot"
@@ -246,15 +246,7 @@ class SnapshotWriter:
     def copy(self, unit: str, source: str, offset: int, size: int) -> None:
         """Given a top-level folder and where another file holds its records, append them."""
         self._index.append((unit, self._out.tell(), size))
-        with open(source, "rb") as handle:
-            handle.seek(offset)
-            remaining = size
-            while remaining:
-                block = handle.read(min(remaining, _READ_CHUNK))
-                if not block:
-                    raise OSError(f"records of {unit!r} in {source} end early")
-                self._out.write(block)
-                remaining -= len(block)
+        copy_range(source, offset, size, self._out.write, _READ_CHUNK)
 
     def publish(self, target: str, last_seq: int) -> None:
         """Given the newest published bundle's seq, write the index, flush and rename to ``target``."""

@@ -23,6 +23,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, List, Protocol
 
+from remote.contract.files import copy_range
+
 BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 10240: tarfile pads the archive to a multiple of this
 MEMBER_MODE = 0o644
@@ -234,15 +236,7 @@ class GzipAssembler:
 
     def append(self, piece: Piece) -> None:
         """Given a finished piece, copy its bytes and account for its content."""
-        with open(piece.path, "rb") as source:
-            source.seek(piece.offset)
-            remaining = piece.size
-            while remaining:
-                block = source.read(min(remaining, _COPY_CHUNK))
-                if not block:
-                    raise OSError(f"piece file {piece.path} ended early")
-                self._out.write(block)
-                remaining -= len(block)
+        copy_range(piece.path, piece.offset, piece.size, self._out.write, _COPY_CHUNK)
         self.crc = crc32_combine(self.crc, piece.crc, piece.length)
         self.length += piece.length
 

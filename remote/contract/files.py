@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 # A manifest or overrides file is a few KB to a few MB; a bigger one is not what it claims to be.
 MAX_JSON_BYTES = 64 * 1024 * 1024
@@ -91,6 +91,24 @@ def exclusive_lock(path: str, what: str) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+def copy_range(
+    path: str, offset: int, size: int, write: Callable[[bytes], Any], chunk: int = 1 << 20
+) -> None:
+    """Given a file and a byte range of it, pass exactly those bytes to ``write``, a chunk at a time.
+
+    Raises OSError naming the file when it ends before the range does (it shrank meanwhile).
+    """
+    with open(path, "rb") as source:
+        source.seek(offset)
+        remaining = size
+        while remaining:
+            block = source.read(min(remaining, chunk))
+            if not block:
+                raise OSError(f"{path} ended {remaining} bytes before the range it was to copy")
+            write(block)
+            remaining -= len(block)
 
 
 def sha256_file(path: str, chunk: int = 1 << 20) -> str:
