@@ -105,11 +105,11 @@ bench-pull: $(VENV)/.installed ## benchmark pull vs OpenSSH sftp (200 MB over lo
 # The commit before the upload workers (issue 11): its figures are measured again beside ours.
 UPLOAD_BASELINE ?= eb1662a
 
-bench-upload: $(VENV)/.installed ## benchmark the uploader against UPLOAD_BASELINE and the original (about 2 h on 2 cores)
-	$(VPY) bench/bench_upload.py backfill --variants ckpt_step --baseline $(UPLOAD_BASELINE) --original 1
-	$(VPY) bench/bench_upload.py backfill --variants ckpt_step,epoch --baseline $(UPLOAD_BASELINE)
-	$(VPY) bench/bench_upload.py backfill --models 64 --checkpoints 10 --variants ckpt_step,epoch --baseline $(UPLOAD_BASELINE) --original 3
-	$(VPY) bench/bench_upload.py backfill --workers 1,2,3,4 --repeats 2
+bench-upload: $(VENV)/.installed ## benchmark the uploader against UPLOAD_BASELINE and the original (about 45 min on 2 cores)
+	$(VPY) bench/bench_upload.py backfill --variants ckpt_step --baseline $(UPLOAD_BASELINE)
+	$(VPY) bench/bench_upload.py backfill --variants ckpt_step,epoch --baseline $(UPLOAD_BASELINE) --repeats 1
+	$(VPY) bench/bench_upload.py backfill --models 64 --checkpoints 10 --variants ckpt_step,epoch --baseline $(UPLOAD_BASELINE) --original 1
+	$(VPY) bench/bench_upload.py backfill --workers 1,2,3,4 --repeats 1
 	$(VPY) bench/bench_upload.py idle --baseline $(UPLOAD_BASELINE)
 	$(VPY) bench/bench_table.py --rows 100 --passes 10
 	$(VPY) bench/bench_table.py --rows 1000 --passes 10

@@ -203,7 +203,7 @@ _UPLOAD = (
         "int",
         2,
         "upload worker processes, each uploading up to 16 runs at once on one wandb-core; "
-        "2 is the measured optimum on 2 cores: give one per core on a bigger machine (about 150 MiB each)",
+        "2 suits 2 cores (bench/upload.md): give one per core on a bigger machine (about 150 MiB each)",
     ),
     _option("--init-timeout", "WANDB_INIT_TIMEOUT", "float", 90.0, "seconds wandb.init may take per attempt"),
     _option(
