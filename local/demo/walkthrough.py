@@ -112,7 +112,9 @@ class Demo:
         # Each checkpoint goes to the model's run and to its epoch run: count checkpoints once.
         uploaded = sum(len(model.uploaded_steps) for model in report.models if model.variant == "ckpt_step")
         calls = sum(1 for model in report.models if model.wandb_called)
-        say(f"local: uploaded {uploaded} checkpoints to W&B ({calls} runs opened: per-checkpoint and epoch)")
+        # Offline, nothing leaves the machine: say where the rows went, not "to W&B".
+        where = "to W&B" if self.mode == "online" else "to offline run files"
+        say(f"local: uploaded {uploaded} checkpoints {where} ({calls} runs opened: per-checkpoint and epoch)")
         return report
 
     def report(self) -> None:

@@ -25,9 +25,10 @@ def test_demo_uploads_every_sample_checkpoint_then_only_the_new_one(
     assert main(["demo", "--workdir", str(workdir)]) == 0
     out = capsys.readouterr().out
     total = sum(len(steps) for _, steps in SAMPLE_MODELS) + 1  # + the metrics.tsv-only checkpoint
-    assert f"uploaded {total} checkpoints to W&B (12 runs opened" in out  # each model's run + epoch run
-    assert "uploaded 1 checkpoints to W&B (2 runs opened" in out
-    assert "uploaded 0 checkpoints to W&B (0 runs opened" in out
+    # Each model's run and its epoch run; offline, the demo never says "to W&B".
+    assert f"uploaded {total} checkpoints to offline run files (12 runs opened" in out
+    assert "uploaded 1 checkpoints to offline run files (2 runs opened" in out
+    assert "uploaded 0 checkpoints to offline run files (0 runs opened" in out
     assert len(list((workdir / "local" / "wandb").glob("offline-run-*/run-*.wandb"))) == 14
     first = SAMPLE_MODELS[0][0]
     assert any(
