@@ -278,10 +278,11 @@ class WorkerPool:
     def _died(self, job: Job, handle: _Handle) -> ModelOutcome:
         target = job.target
         outcome = ModelOutcome(target.model_dir, target.run_id, target.variant, error_kind="transient")
-        why = handle.kill_reason or f"died (exit code {handle.process.exitcode})"
-        outcome.error = f"model {target.label}, run {target.run_id}: upload worker {handle.pid} {why}"
         if handle.kill_reason:
-            outcome.error += " and was killed"
+            what = f"was killed ({handle.kill_reason})"
+        else:
+            what = f"died (exit code {handle.process.exitcode})"
+        outcome.error = f"model {target.label}, run {target.run_id}: upload worker {handle.pid} {what}"
         outcome.worker_pids = [handle.pid]
         log.error("%s", outcome.error)
         return outcome

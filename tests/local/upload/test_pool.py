@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
+from local.upload import pool
 from local.upload.uploader import upload_pass
 from remote.contract.exit_codes import EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT
 from tests.fixtures.upload import assert_exactly_once, generated_tree, options
@@ -82,6 +85,29 @@ def test_pool_transient_init_failure_is_retried_in_another_worker(wandb_server, 
     assert len(set(pids)) == 3, pids  # each failed attempt retired its worker
     assert_exactly_once(wandb_server, "eval-b", STEPS)
     wandb_server.clear_faults()
+    assert upload_pass(options(results, tmp_path / "state")).exit_code() == EXIT_OK
+    assert_exactly_once(wandb_server, "eval-a", STEPS)
+
+
+def test_pool_session_past_its_deadline_gets_its_worker_killed_and_the_next_pass_recovers(
+    wandb_server, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = generated_tree(tmp_path / "results", ["a"], STEPS)
+    # Every request now takes 0.4 s, so a session needs several seconds; the deadline is 2 s.
+    wandb_server.set_latency(0.4)
+    real_deadline = pool.deadline
+    monkeypatch.setattr(pool, "deadline", lambda _options: 2.0)
+    report = upload_pass(options(results, tmp_path / "state", workers=1, worker_slots=1))
+    assert report.exit_code() == EXIT_TRANSIENT
+    (outcome,) = report.models
+    assert outcome.error_kind == "transient"
+    assert "was killed (a session exceeded 2 s)" in (outcome.error or "")
+    # Both attempts ran, each in its own worker, and each worker is gone.
+    assert len(set(outcome.worker_pids)) == 2 and all(_gone(pid) for pid in outcome.worker_pids)
+    assert outcome.uploaded_steps == []
+    # With time enough, the next pass settles whatever the killed sessions left: each row once.
+    wandb_server.set_latency(0)
+    monkeypatch.setattr(pool, "deadline", real_deadline)
     assert upload_pass(options(results, tmp_path / "state")).exit_code() == EXIT_OK
     assert_exactly_once(wandb_server, "eval-a", STEPS)
 
