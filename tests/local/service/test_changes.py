@@ -10,12 +10,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from types import SimpleNamespace
+from typing import Any, Dict, List
 
 import pytest
 
 from local.service.changes import Changes
 from local.service.cycle import CycleOptions, run_cycle
+from local.upload.report import ModelOutcome, PassReport
 from remote import cli as remote_cli
 from remote.contract.manifest import load_manifest
 from tests.fixtures.trees import REPO_ROOT, make_results_tree, write_checkpoint
@@ -105,3 +107,65 @@ def test_changes_idle_cycle_loads_no_sdk_and_calls_no_one(wandb_server, tmp_path
     )
     assert "LOADED [] [0, 0]" in done.stdout, done.stdout + done.stderr
     assert wandb_server.request_count() == 0
+
+
+# The rules of Changes alone: which cycles must scan everything, which models a pass plans.
+
+
+def _entry(name: str) -> Any:
+    return SimpleNamespace(model_dir=name)
+
+
+def _after_first_full_scan(tmp_path: Path) -> Changes:
+    changes = Changes(full_every=60, overrides_path=str(tmp_path / "overrides.json"))
+    wants = changes.focus(full=True)
+    for name in ("a", "b"):
+        wants(_entry(name), ["run-" + name])
+    changes.passed(PassReport(models=[]), full=True)
+    return changes
+
+
+def test_changes_after_a_full_scan_with_nothing_new_the_cycle_is_idle(tmp_path: Path) -> None:
+    changes = _after_first_full_scan(tmp_path)
+    assert not changes.full_scan_due() and changes.idle()
+
+
+def test_changes_a_failed_unpack_makes_the_next_pass_a_full_scan(tmp_path: Path) -> None:
+    changes = _after_first_full_scan(tmp_path)
+    changes.unpack_failed()  # what it wrote before failing is unknown
+    assert changes.full_scan_due() and not changes.idle()
+
+
+def test_changes_a_new_or_changed_overrides_file_makes_the_next_pass_a_full_scan(tmp_path: Path) -> None:
+    changes = _after_first_full_scan(tmp_path)
+    (tmp_path / "overrides.json").write_text('{"a": {"wandb_run_id": "new-a"}}', encoding="utf-8")
+    assert changes.full_scan_due()
+
+
+def test_changes_a_full_scan_comes_every_n_cycles(tmp_path: Path) -> None:
+    changes = Changes(full_every=3)
+    changes.passed(PassReport(models=[]), full=True)
+    due = []
+    for _ in range(6):
+        due.append(changes.full_scan_due())
+        if due[-1]:
+            changes.passed(PassReport(models=[]), full=True)
+        else:
+            changes.skipped()
+    assert due == [False, False, True, False, False, True]
+
+
+def test_changes_plans_what_unpack_wrote_what_failed_and_runs_that_changed(tmp_path: Path) -> None:
+    changes = _after_first_full_scan(tmp_path)
+    changes.unpacked(["a/checkpoint-300/metrics.json", ".wandb_eval_manifest.json"])
+    assert not changes.idle()
+    wants = changes.focus(full=False)
+    assert wants(_entry("a"), ["run-a"]) and not wants(_entry("b"), ["run-b"])
+    failed = ModelOutcome("a", "run-a", error="W&B 503", error_kind="transient")
+    changes.passed(PassReport(models=[failed]), full=False)
+    # a failed: retried next cycle with nothing unpacked; b's run id changed in the manifest.
+    assert not changes.idle()
+    wants = changes.focus(full=False)
+    assert wants(_entry("a"), ["run-a"]) and wants(_entry("b"), ["run-b2"])
+    changes.passed(PassReport(models=[]), full=False)
+    assert changes.idle()
