@@ -2,9 +2,10 @@
 
 One cycle never stops at a failed step: a failed pull still lets the bundles already in the
 inbox be unpacked and uploaded, and every failure is logged and tried again next cycle. The
-loop writes a heartbeat file at every step, with how many cycles in a row failed, so the
-container healthcheck can tell a working uploader from a stuck or failing one
-(:mod:`local.service.heartbeat` has the rule); SIGTERM/SIGINT end it after the current step.
+loop writes a heartbeat file at every step (and while a long upload pass makes progress), with
+how many cycles in a row failed, so the container healthcheck can tell a working uploader from a
+stuck or failing one (:mod:`local.service.heartbeat` has the rule); SIGTERM/SIGINT end it after
+the current step.
 
 Pull only pulls and unpack only unpacks; this module ties them together: it tells pull which
 bundle the results root holds (the unpack ledger), and acknowledges to the remote what unpack
@@ -22,12 +23,13 @@ import logging
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from local.errors import UserError
 from local.service.changes import Changes
-from local.service.heartbeat import LoopRecord, previous_success, write_heartbeat
+from local.service.heartbeat import REFRESH_SECONDS, LoopRecord, previous_success, write_heartbeat
 from local.unpack.apply import UnpackReport, unpack_inbox
 from local.unpack.ledger import ledger_path, load_ledger
 from local.unpack.tarsafety import Limits
@@ -120,8 +122,9 @@ def run_cycle(
 ) -> CycleReport:
     """Given the options, pull (if configured), unpack, ack and upload once.
 
-    ``on_step`` is told the name of each step before it runs (the loop's heartbeat). ``changes``
-    (the loop's memory) makes the upload plan from what unpack wrote; without it, a full scan.
+    ``on_step`` is told the name of each step before it runs (the loop's heartbeat), and again,
+    at most every :data:`REFRESH_SECONDS`, while the upload pass makes progress. ``changes`` (the
+    loop's memory) makes the upload plan from what unpack wrote; without it, a full scan.
     """
     report = CycleReport()
     pull_options = options.pull
@@ -150,17 +153,33 @@ def run_cycle(
         changes.skipped()
         report.codes["upload"] = EXIT_OK
     else:
-        _step(report, "upload", lambda: _upload(options.upload, take_upload_lock, changes))
+        progress = _at_most_every(REFRESH_SECONDS, lambda: on_step("upload"))
+        _step(report, "upload", lambda: _upload(options.upload, take_upload_lock, changes, progress))
     log.info("cycle done: exit %d%s", report.exit_code(), "".join("; " + e for e in report.errors))
     return report
 
 
-def _upload(options: UploadOptions, take_lock: bool, changes: Optional[Changes]) -> int:
+def _at_most_every(seconds: float, action: Callable[[], None]) -> Callable[[], None]:
+    """Given an action, return a callable that runs it when ``seconds`` passed since it last did."""
+    last = [time.monotonic()]
+
+    def maybe() -> None:
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            last[0] = now
+            action()
+
+    return maybe
+
+
+def _upload(
+    options: UploadOptions, take_lock: bool, changes: Optional[Changes], on_progress: Callable[[], None]
+) -> int:
     """Run the pass: all models, or (the loop, between full scans) those ``changes`` names."""
     if changes is None:
-        return upload_pass(options, take_lock=take_lock).exit_code()
+        return upload_pass(options, take_lock=take_lock, on_progress=on_progress).exit_code()
     full = changes.full_scan_due()
-    report = upload_pass(options, take_lock=take_lock, focus=changes.focus(full))
+    report = upload_pass(options, take_lock=take_lock, focus=changes.focus(full), on_progress=on_progress)
     changes.passed(report, full)
     return report.exit_code()
 

@@ -27,6 +27,10 @@ from remote.contract.files import now_iso, write_json_atomic
 from remote.contract.names import HEARTBEAT_NAME
 
 HEARTBEAT_VERSION = 1
+# While a long upload pass makes progress (a model planned, a run uploaded), the loop writes the
+# heartbeat again at most this often: a backfill of thousands of runs is busy, not stuck, and a
+# pass that stops making progress still lets the heartbeat age past ``max_age``.
+REFRESH_SECONDS = 30.0
 
 
 @dataclass(frozen=True)

@@ -61,12 +61,22 @@ def uploader_lock(options: UploadOptions) -> ContextManager[None]:
 Focus = Callable[[ModelEntry, Sequence[RunTarget]], bool]
 
 
-def upload_pass(options: UploadOptions, take_lock: bool = True, focus: Optional[Focus] = None) -> PassReport:
+def _no_progress() -> None:
+    pass
+
+
+def upload_pass(
+    options: UploadOptions,
+    take_lock: bool = True,
+    focus: Optional[Focus] = None,
+    on_progress: Callable[[], None] = _no_progress,
+) -> PassReport:
     """Given options, run one pass over the manifest's models and return what happened.
 
     ``take_lock=False`` is for callers already holding :func:`uploader_lock` (the poll loop).
     ``focus`` limits planning to the models it accepts (:mod:`local.service.changes`); without
-    it, every selected model is planned (a full scan).
+    it, every selected model is planned (a full scan). ``on_progress`` is called after each
+    model planned and each run uploaded (the loop's heartbeat: a long pass is not a stuck one).
     Raises UserError for an unusable manifest and LockHeldError when another uploader runs.
     """
     if not options.disable_wandb:
@@ -76,10 +86,10 @@ def upload_pass(options: UploadOptions, take_lock: bool = True, focus: Optional[
         selection.models = [(entry, targets) for entry, targets in selection.models if focus(entry, targets)]
     if options.disable_wandb or not take_lock:
         # A dry run writes no state, so it needs no lock and may run beside the service.
-        outcomes = _run_all(selection, options)
+        outcomes = _run_all(selection, options, on_progress)
     else:
         with uploader_lock(options):
-            outcomes = _run_all(selection, options)
+            outcomes = _run_all(selection, options, on_progress)
     report = PassReport(models=outcomes + selection.refused, problems=selection.problems)
     for note in sorted({outcome.note for outcome in report.models if outcome.note}):
         log.info("%s", note)  # once per pass, not once per run
@@ -87,25 +97,30 @@ def upload_pass(options: UploadOptions, take_lock: bool = True, focus: Optional[
     return report
 
 
-def _run_all(selection: Selection, options: UploadOptions) -> List[ModelOutcome]:
+def _run_all(
+    selection: Selection, options: UploadOptions, on_progress: Callable[[], None]
+) -> List[ModelOutcome]:
     """Given the pass's models, plan each in this process; upload only runs with work, in parallel."""
     planned: List[Tuple[ModelOutcome, Optional[Job]]] = []
     clean = CleanRuns.load(options.model_state_dir())
     for entry, targets in selection.models:
         planned.extend(plan_model(entry, targets, options, clean))
+        on_progress()
     if not options.disable_wandb:
         clean.save()
     jobs = [(index, job) for index, (_, job) in enumerate(planned) if job is not None]
     outcomes = [outcome for outcome, _ in planned]
     if jobs:
-        results = upload_jobs([job for _, job in jobs], options)
+        results = upload_jobs([job for _, job in jobs], options, on_progress)
         for index, result in zip((index for index, _ in jobs), results):
             result.failed_steps = outcomes[index].failed_steps
             outcomes[index] = result
     return outcomes
 
 
-def upload_jobs(jobs: List[Job], options: UploadOptions) -> List[ModelOutcome]:
+def upload_jobs(
+    jobs: List[Job], options: UploadOptions, on_progress: Callable[[], None] = _no_progress
+) -> List[ModelOutcome]:
     """Given the runs with work, upload them in a pool of upload workers; return their outcomes in order."""
     # Imported here, not at the top: the pool loads tenacity and starts the forkserver that loads
     # the SDK, which a pass with nothing to upload never needs.
@@ -118,5 +133,6 @@ def upload_jobs(jobs: List[Job], options: UploadOptions) -> List[ModelOutcome]:
         for result in dispatch.map(lambda job: run_job(pool, job), jobs):
             results.append(result)
             progress.advance()
+            on_progress()
     progress.close()
     return results

@@ -19,12 +19,14 @@ import local.transfer.pull
 from local.cli.main import main
 from local.cli.service import load_api_key_file
 from local.errors import TransientError
+from local.service.cycle import CycleOptions, run_cycle
 from local.service.heartbeat import HealthRule, check_health
 from local.upload.state import load_state, mode_state_dir, state_path
 from remote import cli as remote_cli
 from remote.contract.manifest import load_manifest
 from tests.fixtures.sshd import SshServer
 from tests.fixtures.trees import REPO_ROOT, make_results_tree, write_checkpoint
+from tests.fixtures.upload import generated_tree, options
 
 
 def _uploaded_steps(results: Path, state_dir: Path) -> dict:
@@ -291,3 +293,23 @@ def test_orchestrate_once_applies_the_unpack_limits_of_the_environment(
     assert main(["once", *_local_args(tmp_path)]) == 2
     assert "past the limit of 2 members" in capsys.readouterr().out
     assert not (tmp_path / "results" / "ModelA-sft-x").exists()
+
+
+def test_orchestrate_a_long_upload_pass_refreshes_the_heartbeat_as_it_makes_progress(
+    wandb_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = generated_tree(tmp_path / "results", ["a", "b", "c"], [100])
+    upload = options(results, tmp_path / "state", workers=1, worker_slots=1)
+    cycle_options = CycleOptions(upload=upload, inbox=None)
+    steps: List[str] = []
+    # At the default interval, a pass of seconds writes the heartbeat once, before the step.
+    assert run_cycle(cycle_options, on_step=steps.append).exit_code() == 0
+    assert steps == ["unpack", "upload"]
+    write_checkpoint(results, "a", 200)
+    write_checkpoint(results, "b", 200)
+    write_checkpoint(results, "c", 200)
+    steps.clear()
+    monkeypatch.setattr(local.service.cycle, "REFRESH_SECONDS", 0.0)
+    assert run_cycle(cycle_options, on_step=steps.append).exit_code() == 0
+    # Before the step, then after each model planned (3) and each run uploaded (3).
+    assert steps == ["unpack"] + ["upload"] * 7
