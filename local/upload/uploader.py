@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, ContextManager, List, Optional, Sequence, Tuple
 
 from local.progress import Progress
@@ -127,12 +127,12 @@ def upload_jobs(
     from local.upload.pool import WorkerPool, run_job
 
     progress = Progress("uploading runs", len(jobs))  # drawn only on a terminal: big backfills
-    results: List[ModelOutcome] = []
     threads = max(1, options.workers) * max(1, options.worker_slots)
     with WorkerPool(options) as pool, ThreadPoolExecutor(threads, thread_name_prefix="upload") as dispatch:
-        for result in dispatch.map(lambda job: run_job(pool, job), jobs):
-            results.append(result)
+        futures = [dispatch.submit(run_job, pool, job) for job in jobs]
+        # Progress counts runs as they finish, in any order: one slow run holds back no report.
+        for _ in as_completed(futures):
             progress.advance()
             on_progress()
     progress.close()
-    return results
+    return [future.result() for future in futures]
