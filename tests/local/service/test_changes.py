@@ -169,4 +169,3 @@ def test_changes_plans_what_unpack_wrote_what_failed_and_runs_that_changed(tmp_p
     assert wants(_entry("a"), ["run-a"]) and wants(_entry("b"), ["run-b2"])
     changes.passed(PassReport(models=[]), full=False)
     assert changes.idle()
-

@@ -26,7 +26,7 @@ from remote import cli as remote_cli
 from remote.contract.manifest import load_manifest
 from tests.fixtures.sshd import SshServer
 from tests.fixtures.trees import REPO_ROOT, make_results_tree, write_checkpoint
-from tests.fixtures.upload import generated_tree, options
+from tests.fixtures.upload import generated_tree, offline_service_args, options
 
 
 def _uploaded_steps(results: Path, state_dir: Path) -> dict:
@@ -51,21 +51,6 @@ def remote_side(tmp_path: Path) -> Path:
     return root
 
 
-def _local_args(tmp_path: Path) -> List[str]:
-    return [
-        "--results-root",
-        str(tmp_path / "results"),
-        "--state-dir",
-        str(tmp_path / "state"),
-        "--inbox",
-        str(tmp_path / "inbox"),
-        "--wandb-mode",
-        "offline",
-        "--wandb-dir",
-        str(tmp_path),
-    ]
-
-
 def test_orchestrate_once_pulls_unpacks_acks_and_uploads(
     tmp_path: Path, remote_side: Path, sshd: SshServer
 ) -> None:
@@ -86,7 +71,7 @@ def test_orchestrate_once_pulls_unpacks_acks_and_uploads(
         "--consumer",
         "laptop",
     ]
-    assert main(["once", *_local_args(tmp_path), *pull_args]) == 0
+    assert main(["once", *offline_service_args(tmp_path), *pull_args]) == 0
     assert _uploaded_steps(tmp_path / "results", tmp_path / "state") == {
         "ModelA-sft-x": [100, 200],
         "ModelB-sft-y": [100, 200],
@@ -94,7 +79,7 @@ def test_orchestrate_once_pulls_unpacks_acks_and_uploads(
     assert json.loads((tmp_path / "outbox" / "acks" / "laptop.json").read_text())["applied_seq"] == 1
     write_checkpoint(remote_side, "ModelB-sft-y", 300)
     remote_cli.main(["pack", "--results-root", str(remote_side), "--outbox", str(tmp_path / "outbox")])
-    assert main(["once", *_local_args(tmp_path), *pull_args]) == 0
+    assert main(["once", *offline_service_args(tmp_path), *pull_args]) == 0
     assert _uploaded_steps(tmp_path / "results", tmp_path / "state")["ModelB-sft-y"] == [100, 200, 300]
     assert json.loads((tmp_path / "outbox" / "acks" / "laptop.json").read_text())["applied_seq"] == 2
 
@@ -115,7 +100,7 @@ def test_orchestrate_failed_pull_still_uploads_what_the_inbox_holds(
     # The cycle imports the SFTP edge only when a host is configured, from these modules.
     monkeypatch.setattr(local.transfer.pull, "pull", unreachable)
     monkeypatch.setattr(local.transfer.ack, "write_ack", no_ack)
-    code = main(["once", *_local_args(tmp_path), "--host", "gpu01", "--remote-outbox", "/o"])
+    code = main(["once", *offline_service_args(tmp_path), "--host", "gpu01", "--remote-outbox", "/o"])
     assert code == 3  # the pull's transient failure is the cycle's worst outcome
     assert "failed: pull: cannot reach gpu01:22" in capsys.readouterr().out
     assert _uploaded_steps(tmp_path / "results", tmp_path / "state")["ModelA-sft-x"] == [100, 200]
@@ -127,7 +112,7 @@ def test_orchestrate_loop_survives_failed_steps_and_records_them_in_the_heartbea
     code = main(
         [
             "run",
-            *_local_args(tmp_path),
+            *offline_service_args(tmp_path),
             "--poll-interval-seconds",
             "0.01",
             "--max-cycles",
@@ -147,7 +132,8 @@ def test_orchestrate_run_stops_on_sigterm_after_the_current_step(tmp_path: Path,
     for bundle in (tmp_path / "outbox").glob("bundle-*"):
         (tmp_path / "inbox" / bundle.name).write_bytes(bundle.read_bytes())
     heartbeat = tmp_path / "state" / "heartbeat.json"
-    command = [sys.executable, "-m", "local", "run", *_local_args(tmp_path), "--poll-interval-seconds", "30"]
+    command = [sys.executable, "-m", "local", "run", *offline_service_args(tmp_path)]
+    command += ["--poll-interval-seconds", "30"]
     process = subprocess.Popen(
         command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -183,8 +169,9 @@ def test_orchestrate_second_service_on_one_state_dir_exits_at_once(
         (tmp_path / "outbox" / "bundle-00000001-full.tar.gz").read_bytes()
     )
     with uploader_lock(UploadOptions(state_dir=str(tmp_path / "state"))):
-        assert main(["run", *_local_args(tmp_path), "--max-cycles", "1"]) == 5
-        assert main(["once", *_local_args(tmp_path), "--host", "gpu01", "--remote-outbox", "/o"]) == 5
+        assert main(["run", *offline_service_args(tmp_path), "--max-cycles", "1"]) == 5
+        remote = ["--host", "gpu01", "--remote-outbox", "/o"]
+        assert main(["once", *offline_service_args(tmp_path), *remote]) == 5
     assert not (tmp_path / "results").exists()  # nothing was unpacked
 
 
@@ -213,7 +200,7 @@ def test_orchestrate_offline_mode_needs_no_key_file(tmp_path: Path, monkeypatch:
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_API_KEY_FILE", str(tmp_path / "absent"))
     # No manifest yet: the upload step fails (2), but not because of the key.
-    assert main(["once", *_local_args(tmp_path)]) == 2
+    assert main(["once", *offline_service_args(tmp_path)]) == 2
     assert "WANDB_API_KEY" not in os.environ
 
 
@@ -223,7 +210,7 @@ def test_orchestrate_empty_api_key_file_is_a_one_line_error(
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     (tmp_path / "key").write_text("")
     monkeypatch.setenv("WANDB_API_KEY_FILE", str(tmp_path / "key"))
-    online = [a if a != "offline" else "online" for a in _local_args(tmp_path)]
+    online = [a if a != "offline" else "online" for a in offline_service_args(tmp_path)]
     assert main(["once", *online]) == 2
     assert capsys.readouterr().err.startswith("Error: WANDB_API_KEY_FILE")
 
@@ -262,7 +249,7 @@ def test_orchestrate_disk_error_in_one_step_is_reported_and_the_cycle_goes_on(
     monkeypatch.setattr(
         local.service.cycle, "upload_pass", lambda *a, **k: uploads.append("pass") or _Clean()
     )
-    assert main(["once", *_local_args(tmp_path)]) == 1
+    assert main(["once", *offline_service_args(tmp_path)]) == 1
     assert "failed: unpack: [Errno 28] No space left on device" in capsys.readouterr().out
     assert uploads == ["pass"]  # the upload step still ran
 
@@ -277,7 +264,7 @@ def test_orchestrate_unreadable_api_key_file_online_is_a_one_line_error(
 ) -> None:
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_API_KEY_FILE", str(tmp_path / "absent"))
-    online = [a if a != "offline" else "online" for a in _local_args(tmp_path)]
+    online = [a if a != "offline" else "online" for a in offline_service_args(tmp_path)]
     assert main(["once", *online]) == 2
     err = capsys.readouterr().err
     assert err.startswith("Error: cannot read WANDB_API_KEY_FILE") and "Hint: mount the W&B key file" in err
@@ -290,7 +277,7 @@ def test_orchestrate_once_applies_the_unpack_limits_of_the_environment(
     for bundle in (tmp_path / "outbox").glob("bundle-*"):
         (tmp_path / "inbox" / bundle.name).write_bytes(bundle.read_bytes())
     monkeypatch.setenv("UNPACK_MAX_MEMBERS", "2")  # the bundle has 5: refused before anything is written
-    assert main(["once", *_local_args(tmp_path)]) == 2
+    assert main(["once", *offline_service_args(tmp_path)]) == 2
     assert "past the limit of 2 members" in capsys.readouterr().out
     assert not (tmp_path / "results" / "ModelA-sft-x").exists()
 

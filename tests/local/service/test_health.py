@@ -15,6 +15,7 @@ from local.service.heartbeat import HealthRule, LoopRecord, judge, write_heartbe
 from local.transfer.pull import PullReport
 from remote import cli as remote_cli
 from tests.fixtures.trees import make_results_tree
+from tests.fixtures.upload import offline_service_args
 
 RULE = HealthRule(max_age=600, max_failed_cycles=3, max_without_success=3600)
 
@@ -65,26 +66,8 @@ def test_health_a_success_resets_the_count() -> None:
 
 
 def _loop(tmp_path: Path, cycles: int, *extra: str) -> int:
-    return main(
-        [
-            "run",
-            "--results-root",
-            str(tmp_path / "results"),
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--inbox",
-            str(tmp_path / "inbox"),
-            "--wandb-mode",
-            "offline",
-            "--wandb-dir",
-            str(tmp_path),
-            "--poll-interval-seconds",
-            "0.01",
-            "--max-cycles",
-            str(cycles),
-            *extra,
-        ]
-    )
+    loop = ["--poll-interval-seconds", "0.01", "--max-cycles", str(cycles)]
+    return main(["run", *offline_service_args(tmp_path), *loop, *extra])
 
 
 def _health(tmp_path: Path, *extra: str) -> int:
