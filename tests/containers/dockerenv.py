@@ -7,6 +7,7 @@ Docker); it never passes silently.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -211,3 +212,12 @@ def write_env_file(path: Path, keys: Path, ssh_port: int, **settings: Any) -> No
     }
     values.update(settings)
     path.write_text("".join("{}={}\n".format(k, v) for k, v in values.items()))
+
+
+def uploader_heartbeat(compose: Compose) -> Dict[str, Any]:
+    """Given a compose project, return its uploader's heartbeat ({} while there is none yet)."""
+    result = compose("exec", "-T", "uploader", "cat", "/data/state/heartbeat.json", timeout=30, check=False)
+    try:
+        return json.loads(result.stdout) if result.returncode == 0 else {}
+    except ValueError:
+        return {}

@@ -30,6 +30,7 @@ from tests.containers.dockerenv import (
     base_env,
     free_port,
     run,
+    uploader_heartbeat,
     wait_until,
     write_env_file,
 )
@@ -101,14 +102,6 @@ def uploads_seen(base_url: str) -> int:
     return sum(
         1 for _method, path, operation in requests if operation == "UpsertBucket" or "file_stream" in path
     )
-
-
-def heartbeat(compose: Compose) -> Dict[str, Any]:
-    result = compose("exec", "-T", "uploader", "cat", "/data/state/heartbeat.json", timeout=30, check=False)
-    try:
-        return json.loads(result.stdout) if result.returncode == 0 else {}
-    except ValueError:
-        return {}
 
 
 def test_demo_profile_uploads_every_checkpoint_exactly_once(
@@ -185,7 +178,8 @@ def test_demo_profile_uploads_every_checkpoint_exactly_once(
         wait_until(  # the cycle that logged it has finished and saved its state: nothing in flight
             "the uploader idle after the added checkpoint",
             lambda: (
-                heartbeat(compose).get("phase") == "idle" and heartbeat(compose).get("time", 0) > landed_at
+                uploader_heartbeat(compose).get("phase") == "idle"
+                and uploader_heartbeat(compose).get("time", 0) > landed_at
             ),
             120,
             diagnose,
@@ -197,7 +191,7 @@ def test_demo_profile_uploads_every_checkpoint_exactly_once(
         restarted_at = time.time()
 
         def two_cycles_after_restart() -> bool:
-            beat = heartbeat(compose)
+            beat = uploader_heartbeat(compose)
             return (
                 beat.get("time", 0) > restarted_at
                 and beat.get("cycle", 0) >= 2

@@ -14,7 +14,6 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Dict
 
 import pytest
 
@@ -27,6 +26,7 @@ from tests.containers.dockerenv import (
     base_env,
     free_port,
     run,
+    uploader_heartbeat,
     wait_until,
     write_env_file,
 )
@@ -34,14 +34,6 @@ from tests.containers.dockerenv import (
 pytestmark = [pytest.mark.containers, pytest.mark.slow, pytest.mark.timeout(900)]
 
 PROJECT = "wandb-eval-health"
-
-
-def heartbeat(compose: Compose) -> Dict[str, Any]:
-    result = compose("exec", "-T", "uploader", "cat", "/data/state/heartbeat.json", timeout=30, check=False)
-    try:
-        return json.loads(result.stdout) if result.returncode == 0 else {}
-    except ValueError:
-        return {}
 
 
 def docker_health_output(compose: Compose) -> str:
@@ -74,7 +66,9 @@ def test_uploader_turns_unhealthy_when_its_cycles_fail_and_healthy_after_the_fix
 
     def diagnose() -> str:
         return "heartbeat: {}\n--- ps\n{}\n--- logs\n{}".format(
-            heartbeat(compose), compose("ps", "-a", timeout=30, check=False).stdout, compose.logs(tail=60)
+            uploader_heartbeat(compose),
+            compose("ps", "-a", timeout=30, check=False).stdout,
+            compose.logs(tail=60),
         )
 
     def health_command() -> subprocess.CompletedProcess:
@@ -83,11 +77,19 @@ def test_uploader_turns_unhealthy_when_its_cycles_fail_and_healthy_after_the_fix
     compose("down", "-v", "--timeout", "30", timeout=120)
     try:
         compose("up", "-d", "--no-build", "--pull", "never", timeout=240)
-        wait_until("the first failed cycle", lambda: heartbeat(compose).get("last_cycle") == 1, 120, diagnose)
-        assert heartbeat(compose)["last_exit_code"] == 2
+        wait_until(
+            "the first failed cycle",
+            lambda: uploader_heartbeat(compose).get("last_cycle") == 1,
+            120,
+            diagnose,
+        )
+        assert uploader_heartbeat(compose)["last_exit_code"] == 2
         assert health_command().returncode == 0  # one failed cycle of the two allowed
         wait_until(
-            "the second failed cycle", lambda: heartbeat(compose).get("last_cycle", 0) >= 2, 60, diagnose
+            "the second failed cycle",
+            lambda: uploader_heartbeat(compose).get("last_cycle", 0) >= 2,
+            60,
+            diagnose,
         )
         verdict = health_command()
         assert verdict.returncode == 1 and verdict.stdout.startswith(
@@ -104,9 +106,12 @@ def test_uploader_turns_unhealthy_when_its_cycles_fail_and_healthy_after_the_fix
         write_env_file(env_file, keys, port, **settings)
         compose("up", "-d", "--no-build", "--pull", "never", "uploader", timeout=240)
         wait_until(
-            "a cycle of the new container", lambda: heartbeat(compose).get("last_cycle") == 1, 120, diagnose
+            "a cycle of the new container",
+            lambda: uploader_heartbeat(compose).get("last_cycle") == 1,
+            120,
+            diagnose,
         )
-        beat = heartbeat(compose)
+        beat = uploader_heartbeat(compose)
         assert beat["last_exit_code"] == 4 and "host key" in " ".join(beat["last_errors"]), beat
         verdict = health_command()
         assert verdict.returncode == 1
@@ -123,7 +128,7 @@ def test_uploader_turns_unhealthy_when_its_cycles_fail_and_healthy_after_the_fix
         wait_until(
             "Docker: healthy again", lambda: compose.health("uploader") == "running/healthy", 120, diagnose
         )
-        beat = heartbeat(compose)
+        beat = uploader_heartbeat(compose)
         assert (beat["last_exit_code"], beat["failed_cycles"]) == (0, 0), beat
     finally:
         compose("down", "-v", "--timeout", "30", timeout=120)

@@ -58,17 +58,13 @@ def test_status_shows_the_loops_last_cycle_and_error(uploaded: Path, capsys: pyt
     assert "service: healthy" in out  # 2 of the 3 failed cycles allowed by default
 
 
+def _status_json(uploaded: Path) -> None:
+    roots = ["--results-root", str(uploaded / "results"), "--state-dir", str(uploaded / "state")]
+    main(["status", "--json", *roots])
+
+
 def test_status_json_lists_every_model(uploaded: Path, capsys: pytest.CaptureFixture) -> None:
-    main(
-        [
-            "status",
-            "--json",
-            "--results-root",
-            str(uploaded / "results"),
-            "--state-dir",
-            str(uploaded / "state"),
-        ]
-    )
+    _status_json(uploaded)
     document = json.loads(capsys.readouterr().out)
     by_dir = {m["model_dir"]: m for m in document["models"]}
     assert by_dir["ModelA-sft-x"]["uploaded"] == 2 and by_dir["ModelA-sft-x"]["best_step"] == 100
@@ -159,16 +155,7 @@ def test_status_shows_checkpoints_waiting_for_eval_and_the_newest(
     index = out.index(next(line for line in out if line.startswith("ModelB-sft-y")))
     assert out[index].split()[2:8] == ["0", "-", "-", "2", "400", "at"] and out[index].endswith(" UTC")
     assert out[index + 1] == "    waiting for eval (no metrics yet): checkpoint-300, checkpoint-400"
-    main(
-        [
-            "status",
-            "--json",
-            "--results-root",
-            str(uploaded / "results"),
-            "--state-dir",
-            str(uploaded / "state"),
-        ]
-    )
+    _status_json(uploaded)
     by_dir = {m["model_dir"]: m for m in json.loads(capsys.readouterr().out)["models"]}
     assert by_dir["ModelB-sft-y"]["waiting"] == [300, 400] and by_dir["ModelB-sft-y"]["newest_step"] == 400
     assert by_dir["ModelA-sft-x"]["waiting"] == [] and by_dir["ModelA-sft-x"]["newest_step"] == 200
