@@ -77,6 +77,10 @@ class CleanRuns:
             pass  # derived data: start empty, every run is planned from its state
         return cls(state_dir, {})
 
+    def knows(self, state_path: str) -> bool:
+        """Given a run's state path, say whether the run was clean at the last pass."""
+        return os.path.basename(state_path) in self.runs
+
     def still_clean(self, state_path: str, key: int) -> bool:
         """Given a run's state path and its model's scan key, say whether planning it can be skipped."""
         known = self.runs.get(os.path.basename(state_path))

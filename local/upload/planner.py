@@ -22,6 +22,7 @@ from local.upload.credentials import key_available
 from local.upload.epoch import read_trainer_epoch, stable_epoch
 from local.upload.failures import WandbPermanentError, WandbTransientError
 from local.upload.metrics import FileSig, MetricsResult, read_metrics, scan_checkpoints
+from local.upload.parallel_scan import scan_keys
 from local.upload.plan import Job
 from local.upload.report import ModelOutcome, UploadOptions
 from local.upload.state import ModelState, save_state, state_path
@@ -36,18 +37,46 @@ Reads = Dict[int, Tuple[FileSig, MetricsResult]]
 Planned = Tuple[ModelOutcome, Optional[Job]]
 
 
+def scan_keys_of_clean_models(
+    models: Sequence[Tuple[ModelEntry, Sequence[RunTarget]]], options: UploadOptions, clean: CleanRuns
+) -> Dict[str, int]:
+    """Given the pass's models, return the scan keys of those whose every run was clean last pass.
+
+    Those are the models an idle pass can skip on their key alone; their scans are shared out over
+    a few processes (:mod:`local.upload.parallel_scan`). Any other model is scanned by planning.
+    """
+    state_dir = options.model_state_dir()
+    candidates = [
+        entry.model_dir
+        for entry, targets in models
+        if targets and all(clean.knows(state_path(state_dir, t.model_dir, t.run_id)) for t in targets)
+    ]
+    paths = [os.path.join(options.results_root, model_dir) for model_dir in candidates]
+    return dict(zip(candidates, scan_keys(paths)))
+
+
 def plan_model(
-    entry: ModelEntry, targets: Sequence[RunTarget], options: UploadOptions, clean: Optional[CleanRuns] = None
+    entry: ModelEntry,
+    targets: Sequence[RunTarget],
+    options: UploadOptions,
+    clean: Optional[CleanRuns] = None,
+    scanned_key: Optional[int] = None,
 ) -> List[Planned]:
     """Given a model and its runs, read what is new once and return each run's outcome and job.
 
     ``clean`` (the pass's :class:`CleanRuns`) lets a run unchanged since it was last clean be skipped
-    unread; it is updated with what this planning found.
+    unread; it is updated with what this planning found. ``scanned_key``, the model's scan key taken
+    earlier in this pass, skips the whole model when every run is still clean; otherwise the model
+    is scanned again here, and that fresh scan is what planning uses.
     """
     model_path = os.path.join(options.results_root, entry.model_dir)
+    state_dir = options.model_state_dir()
+    if clean is not None and scanned_key is not None:
+        paths = [state_path(state_dir, target.model_dir, target.run_id) for target in targets]
+        if all(clean.still_clean(path, scanned_key) for path in paths):
+            return [(ModelOutcome(t.model_dir, t.run_id, t.variant), None) for t in targets]
     scan = scan_checkpoints(model_path)
     key = scan_key(scan)
-    state_dir = options.model_state_dir()
     planned: Dict[int, Planned] = {}
     states: List[Tuple[int, RunTarget, str, ModelState]] = []
     wanted: Set[int] = set()

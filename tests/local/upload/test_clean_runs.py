@@ -10,6 +10,7 @@ from typing import List
 import pytest
 
 import local.upload.planner
+from local.upload import parallel_scan
 from local.upload.clean_runs import CACHE_NAME
 from local.upload.uploader import upload_pass
 from remote.contract.exit_codes import EXIT_FAILED, EXIT_OK
@@ -105,3 +106,32 @@ def test_clean_runs_unreadable_cache_is_ignored(wandb_server, tmp_path: Path, op
     opened.clear()
     assert upload_pass(options(results, state_dir)).exit_code() == EXIT_OK and opened == ["eval-a"]
     assert json.loads((state_dir / CACHE_NAME).read_text())["runs"]  # rewritten
+
+
+def test_clean_runs_keys_scanned_in_other_processes_skip_and_notice_like_planning(
+    wandb_server, tmp_path: Path, opened: List[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ["a", "b", "c", "d"]
+    results = generated_tree(tmp_path / "results", names, [100, 200])
+    state_dir = tmp_path / "state"
+    assert upload_pass(options(results, state_dir)).exit_code() == EXIT_OK
+    assert upload_pass(options(results, state_dir)).exit_code() == EXIT_OK  # learns
+    forks: List[int] = []
+    real_start = parallel_scan._start_child
+
+    def start_child(model_paths, share):
+        forks.append(len(share))
+        return real_start(model_paths, share)
+
+    # The pass's fork guard sees the test server's thread: the split is forced here.
+    monkeypatch.setattr(parallel_scan, "processes_for", lambda count: 2)
+    monkeypatch.setattr(parallel_scan, "_start_child", start_child)
+    opened.clear()
+    assert upload_pass(options(results, state_dir)).exit_code() == EXIT_OK
+    assert opened == [] and forks == [2]  # b and d were scanned by the child
+
+    write_checkpoint(results, "d", 200, {"HR@10": 0.9, "NDCG@10": 0.8})  # in the child's share
+    os.utime(results / "d" / "checkpoint-200" / "metrics.json", ns=(1, 1))
+    report = upload_pass(options(results, state_dir))
+    assert opened == ["eval-d"] and [o.revised_steps for o in report.models] == [[], [], [], [200]]
+    assert history_steps(wandb_server, "eval-d") == [100, 200, 200]
