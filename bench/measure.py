@@ -9,9 +9,11 @@ an older commit can be measured the same way; ``original``: the replay of the or
 ``tests/fixtures/original_tool.py``). This process makes itself a child subreaper, so every
 process the pass starts (forkserver, upload workers, their ``wandb-core``) stays in its tree even
 when orphaned, and is reaped here: ``cpu_s`` is user + system CPU of the whole tree, exact (the
-kernel adds a reaped child's CPU to its parent's). A sampler thread sums the RSS of the tree every
-``--sample`` seconds (``peak_tree_rss_mib``); ``self_maxrss_mib`` is this process alone (its
-``VmHWM``: ``ru_maxrss`` would carry over the high-water mark of the process that started it).
+kernel adds a reaped child's CPU to its parent's; the sampler's own is taken out). A sampler
+process sums the RSS and PSS of the tree every ``--sample`` seconds (``peak_tree_rss_mib``,
+``peak_tree_pss_mib``: PSS counts a page shared by a fork and its parent once);
+``self_maxrss_mib`` is this process alone (its ``VmHWM``: ``ru_maxrss`` would carry over the
+high-water mark of the process that started it).
 Prints one JSON line. Standard library only before the pass, so an idle pass is measured as is.
 """
 
@@ -22,14 +24,14 @@ import ctypes
 import json
 import os
 import resource
+import select
+import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 PR_SET_CHILD_SUBREAPER = 36
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def make_subreaper() -> None:
@@ -39,21 +41,20 @@ def make_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
-def tree_rss(root: int) -> int:
-    """Given a pid, return the summed RSS in bytes of it and all its descendants (from /proc)."""
+def tree_memory(root: int, exclude: int) -> Tuple[int, int]:
+    """Given a pid, return the summed RSS and PSS in bytes of it and its descendants but ``exclude``.
+
+    RSS counts a page shared by two processes (a fork and its parent) in both; PSS divides it
+    between them, so the PSS sum is the physical memory of the tree.
+    """
     parents: Dict[int, int] = {}
-    rss: Dict[int, int] = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-            with open(f"/proc/{name}/statm", "rb") as handle:
-                rss[int(name)] = int(handle.read().split()[1]) * PAGE
-        except (OSError, IndexError):
-            continue
-        parents[int(name)] = int(fields[1])
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as handle:
+                    parents[int(name)] = int(handle.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
     members, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
@@ -61,23 +62,48 @@ def tree_rss(root: int) -> int:
             if ppid == parent and pid not in members:
                 members.add(pid)
                 frontier.append(pid)
-    return sum(rss.get(pid, 0) for pid in members)
+    rss = pss = 0
+    for pid in members - {exclude}:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+                fields = dict(line.split(b":", 1) for line in handle.read().splitlines()[1:])
+        except (OSError, ValueError):
+            continue  # ended between the listing and this read
+        rss += int(fields.get(b"Rss", b"0 kB").split()[0]) * 1024
+        pss += int(fields.get(b"Pss", b"0 kB").split()[0]) * 1024
+    return rss, pss
 
 
-class Sampler(threading.Thread):
-    """Sums the tree's RSS every ``interval`` seconds and keeps the peak."""
+def sample(root: int, interval: float) -> None:
+    """Sample the tree of ``root`` every ``interval`` s until stdin has a line; print the peaks."""
+    peak_rss = peak_pss = samples = 0
+    while True:
+        rss, pss = tree_memory(root, exclude=os.getpid())
+        peak_rss, peak_pss, samples = max(peak_rss, rss), max(peak_pss, pss), samples + 1
+        if select.select([sys.stdin], [], [], interval)[0]:
+            break
+    print(json.dumps([peak_rss, peak_pss, samples, time.process_time()]), flush=True)
+
+
+class Sampler:
+    """The sampler, in a process of its own started by exec (it shares no page with the pass).
+
+    A process, not a thread: the pass runs single-threaded, as it does in production (an idle
+    full scan shares its ``stat`` calls out over forked processes only from a single-threaded one).
+    """
 
     def __init__(self, interval: float) -> None:
-        super().__init__(daemon=True, name="rss-sampler")
-        self.interval, self.peak, self.samples, self.cpu = interval, 0, 0, 0.0
-        self.stop = threading.Event()
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "sample", str(os.getpid()), str(interval)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.peak_rss, self.peak_pss, self.samples, self.cpu = 0, 0, 0, 0.0
 
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.peak = max(self.peak, tree_rss(os.getpid()))
-            self.samples += 1
-            self.cpu = time.thread_time()  # the sampler's own CPU, not the pass's
-            self.stop.wait(self.interval)
+    def finish(self) -> None:
+        """Stop the sampler, reap it and keep its figures (its CPU is taken out of the pass's)."""
+        output, _ = self.process.communicate(b"stop\n")
+        self.peak_rss, self.peak_pss, self.samples, self.cpu = json.loads(output)
 
 
 def reap_all(limit: float = 60.0) -> int:
@@ -159,15 +185,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("which", choices=("upload", "original", "loop"))
+    parser.add_argument("which", choices=("upload", "original", "loop", "sample"))
     parser.add_argument("--code", default=str(Path(__file__).resolve().parents[1]))
     parser.add_argument("--sample", type=float, default=0.1)
     parser.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    if args.which == "sample":
+        sample(int(rest[0]), float(rest[1]))
+        return
     make_subreaper()
     sampler = Sampler(args.sample)
-    sampler.start()
     started = time.perf_counter()
     cycles: List[float] = []
     if args.which == "upload":
@@ -178,17 +206,17 @@ def main() -> None:
         code = run_original(rest)
     wall = time.perf_counter() - started
     self_rss = high_water_mib()
-    sampler.stop.set()
-    sampler.join()
+    sampler.finish()
     reaped = reap_all()
-    own = cpu_seconds(resource.RUSAGE_SELF) - sampler.cpu
+    own = cpu_seconds(resource.RUSAGE_SELF)
     imported = [name for name in ("wandb", "paramiko") if name in sys.modules]
     figures = dict(
         wall_s=round(wall, 3),
-        cpu_s=round(own + cpu_seconds(resource.RUSAGE_CHILDREN), 3),
+        cpu_s=round(own + cpu_seconds(resource.RUSAGE_CHILDREN) - sampler.cpu, 3),
         cpu_self_s=round(own, 3),
         sampler_cpu_s=round(sampler.cpu, 3),
-        peak_tree_rss_mib=round(sampler.peak / 2**20, 1),
+        peak_tree_rss_mib=round(sampler.peak_rss / 2**20, 1),
+        peak_tree_pss_mib=round(sampler.peak_pss / 2**20, 1),
         self_maxrss_mib=round(self_rss, 1),
         rss_samples=sampler.samples,
         reaped=reaped,
