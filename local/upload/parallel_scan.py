@@ -120,7 +120,10 @@ def _collect(child: Tuple[int, int], expected: int) -> Optional[List[int]]:
         chunks = []
     finally:
         os.close(read_end)
-        _, status = os.waitpid(pid, 0)
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:  # reaped by someone else: its exit is unknown, so not trusted
+            status = -1
     data = b"".join(chunks)
     keys = array(_KEY_TYPE)
     if status != 0 or len(data) != expected * keys.itemsize:

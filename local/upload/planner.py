@@ -37,44 +37,39 @@ Reads = Dict[int, Tuple[FileSig, MetricsResult]]
 Planned = Tuple[ModelOutcome, Optional[Job]]
 
 
-def scan_keys_of_clean_models(
+def unchanged_models(
     models: Sequence[Tuple[ModelEntry, Sequence[RunTarget]]], options: UploadOptions, clean: CleanRuns
-) -> Dict[str, int]:
-    """Given the pass's models, return the scan keys of those whose every run was clean last pass.
+) -> List[bool]:
+    """Given the pass's models, say of each whether every run is still clean: no planning needed.
 
-    Those are the models an idle pass can skip on their key alone; their scans are shared out over
-    a few processes (:mod:`local.upload.parallel_scan`). Any other model is scanned by planning.
+    Only models whose every run was clean at the last pass are scanned here, shared out over a
+    few processes (:mod:`local.upload.parallel_scan`); any other is scanned by :func:`plan_model`.
     """
     state_dir = options.model_state_dir()
-    candidates = [
-        entry.model_dir
-        for entry, targets in models
-        if targets and all(clean.knows(state_path(state_dir, t.model_dir, t.run_id)) for t in targets)
-    ]
-    paths = [os.path.join(options.results_root, model_dir) for model_dir in candidates]
-    return dict(zip(candidates, scan_keys(paths)))
+    paths = [[state_path(state_dir, t.model_dir, t.run_id) for t in targets] for _, targets in models]
+    candidates = [index for index, runs in enumerate(paths) if runs and all(map(clean.knows, runs))]
+    keys = scan_keys([os.path.join(options.results_root, models[index][0].model_dir) for index in candidates])
+    unchanged = [False] * len(models)
+    for index, key in zip(candidates, keys):
+        unchanged[index] = all(clean.still_clean(path, key) for path in paths[index])
+    return unchanged
+
+
+def unchanged_outcomes(targets: Sequence[RunTarget]) -> List[Planned]:
+    """Given the runs of a model with nothing new, return their outcomes: nothing to do."""
+    return [(ModelOutcome(target.model_dir, target.run_id, target.variant), None) for target in targets]
 
 
 def plan_model(
-    entry: ModelEntry,
-    targets: Sequence[RunTarget],
-    options: UploadOptions,
-    clean: Optional[CleanRuns] = None,
-    scanned_key: Optional[int] = None,
+    entry: ModelEntry, targets: Sequence[RunTarget], options: UploadOptions, clean: Optional[CleanRuns] = None
 ) -> List[Planned]:
     """Given a model and its runs, read what is new once and return each run's outcome and job.
 
     ``clean`` (the pass's :class:`CleanRuns`) lets a run unchanged since it was last clean be skipped
-    unread; it is updated with what this planning found. ``scanned_key``, the model's scan key taken
-    earlier in this pass, skips the whole model when every run is still clean; otherwise the model
-    is scanned again here, and that fresh scan is what planning uses.
+    unread; it is updated with what this planning found.
     """
     model_path = os.path.join(options.results_root, entry.model_dir)
     state_dir = options.model_state_dir()
-    if clean is not None and scanned_key is not None:
-        paths = [state_path(state_dir, target.model_dir, target.run_id) for target in targets]
-        if all(clean.still_clean(path, scanned_key) for path in paths):
-            return [(ModelOutcome(t.model_dir, t.run_id, t.variant), None) for t in targets]
     scan = scan_checkpoints(model_path)
     key = scan_key(scan)
     planned: Dict[int, Planned] = {}
@@ -83,7 +78,7 @@ def plan_model(
     for number, target in enumerate(targets):
         path = state_path(state_dir, target.model_dir, target.run_id)
         if clean is not None and clean.still_clean(path, key):
-            planned[number] = (ModelOutcome(target.model_dir, target.run_id, target.variant), None)
+            planned[number] = unchanged_outcomes([target])[0]
             continue
         state = open_state(path, state_dir, target.model_dir, target.run_id, options.disable_wandb)
         states.append((number, target, path, state))

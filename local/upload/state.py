@@ -32,6 +32,7 @@ W&B is the truth, this file a cache: losing it never duplicates a row (see local
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -88,6 +89,7 @@ class ModelState:
         return sum(int(row.get("revision", 0)) + 1 for row in self.table_rows)
 
 
+@functools.lru_cache(maxsize=1 << 14)  # pure, and asked for every run in every pass of the service
 def state_file_name(model_dir: str, run_id: str) -> str:
     """Given a model dir and run id, return a safe, stable state file name."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_dir).strip("._")[:100] or "model"

@@ -41,7 +41,7 @@ from local.progress import Progress
 from local.upload.clean_runs import CleanRuns
 from local.upload.credentials import require_api_key
 from local.upload.plan import Job
-from local.upload.planner import plan_model, scan_keys_of_clean_models
+from local.upload.planner import plan_model, unchanged_models, unchanged_outcomes
 from local.upload.report import ModelOutcome, PassReport, UploadOptions
 from local.upload.selection import Selection, select
 from local.upload.targets import RunTarget
@@ -103,9 +103,9 @@ def _run_all(
     """Given the pass's models, plan each in this process; upload only runs with work, in parallel."""
     planned: List[Tuple[ModelOutcome, Optional[Job]]] = []
     clean = CleanRuns.load(options.model_state_dir())
-    scanned = scan_keys_of_clean_models(selection.models, options, clean)
-    for entry, targets in selection.models:
-        planned.extend(plan_model(entry, targets, options, clean, scanned.get(entry.model_dir)))
+    unchanged = unchanged_models(selection.models, options, clean)
+    for (entry, targets), skip in zip(selection.models, unchanged):
+        planned.extend(unchanged_outcomes(targets) if skip else plan_model(entry, targets, options, clean))
         on_progress()
     if not options.disable_wandb:
         clean.save()

@@ -77,3 +77,20 @@ def test_parallel_scan_never_forks_beside_another_thread() -> None:
 
 def test_parallel_scan_small_trees_stay_in_one_process() -> None:
     assert parallel_scan.processes_for(parallel_scan.MIN_MODELS_PER_PROCESS * 2 - 1) == 1
+
+
+def test_parallel_scan_a_child_reaped_elsewhere_is_not_trusted(
+    model_paths: List[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alone = [parallel_scan.key_of(path) for path in model_paths]
+    real_waitpid = os.waitpid
+
+    def reaped_by_someone_else(pid: int, options: int):
+        real_waitpid(pid, options)
+        raise ChildProcessError(10, "No child processes")
+
+    _recording_key_of(monkeypatch, tmp_path / "pids")
+    monkeypatch.setattr(os, "waitpid", reaped_by_someone_else)
+    assert parallel_scan.scan_keys(model_paths, processes=2) == alone
+    pids = (tmp_path / "pids").read_text().split()
+    assert pids.count(str(os.getpid())) == len(model_paths)  # the child's answer was not used
