@@ -55,9 +55,9 @@ def unchanged_models(
     return unchanged
 
 
-def unchanged_outcomes(targets: Sequence[RunTarget]) -> List[Planned]:
-    """Given the runs of a model with nothing new, return their outcomes: nothing to do."""
-    return [(ModelOutcome(target.model_dir, target.run_id, target.variant), None) for target in targets]
+def unchanged_outcome(target: RunTarget) -> Planned:
+    """Given a run with nothing new, return its outcome: nothing to do, no job."""
+    return ModelOutcome(target.model_dir, target.run_id, target.variant), None
 
 
 def plan_model(
@@ -69,16 +69,16 @@ def plan_model(
     unread; it is updated with what this planning found.
     """
     model_path = os.path.join(options.results_root, entry.model_dir)
-    state_dir = options.model_state_dir()
     scan = scan_checkpoints(model_path)
     key = scan_key(scan)
+    state_dir = options.model_state_dir()
     planned: Dict[int, Planned] = {}
     states: List[Tuple[int, RunTarget, str, ModelState]] = []
     wanted: Set[int] = set()
     for number, target in enumerate(targets):
         path = state_path(state_dir, target.model_dir, target.run_id)
         if clean is not None and clean.still_clean(path, key):
-            planned[number] = unchanged_outcomes([target])[0]
+            planned[number] = unchanged_outcome(target)
             continue
         state = open_state(path, state_dir, target.model_dir, target.run_id, options.disable_wandb)
         states.append((number, target, path, state))

@@ -41,7 +41,7 @@ from local.progress import Progress
 from local.upload.clean_runs import CleanRuns
 from local.upload.credentials import require_api_key
 from local.upload.plan import Job
-from local.upload.planner import plan_model, unchanged_models, unchanged_outcomes
+from local.upload.planner import plan_model, unchanged_models, unchanged_outcome
 from local.upload.report import ModelOutcome, PassReport, UploadOptions
 from local.upload.selection import Selection, select
 from local.upload.targets import RunTarget
@@ -105,7 +105,10 @@ def _run_all(
     clean = CleanRuns.load(options.model_state_dir())
     unchanged = unchanged_models(selection.models, options, clean)
     for (entry, targets), skip in zip(selection.models, unchanged):
-        planned.extend(unchanged_outcomes(targets) if skip else plan_model(entry, targets, options, clean))
+        if skip:
+            planned.extend(unchanged_outcome(target) for target in targets)
+        else:
+            planned.extend(plan_model(entry, targets, options, clean))
         on_progress()
     if not options.disable_wandb:
         clean.save()
